@@ -90,7 +90,9 @@ class OutboundMessage:
     html: str | None = None
     kind: str = "text"  # text, template, article_list, ...
     locale: str = "en"
-    template: Mapping[str, Any] = field(default_factory=dict)  # platform template id and data, when kind=template
+    template: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # platform template id and data, when kind=template
     buttons: tuple[tuple[str, str], ...] = ()  # (label, callback value) for channels with buttons
     ticket_number: str | None = None
     automatic: bool = True  # machine-written (confirmations, notices) rather than an agent's reply

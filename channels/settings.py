@@ -1,0 +1,44 @@
+"""Per-account settings of each channel, as configured under `[[wechat.accounts]]` and friends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ticket_core.secret import Secret
+
+
+@dataclass(frozen=True)
+class WeChatAccount:
+    name: str
+    app_id: str = ""
+    app_secret: Secret = field(default_factory=lambda: Secret(""))
+    token: Secret = field(default_factory=lambda: Secret(""))
+    encoding_aes_key: Secret = field(default_factory=lambda: Secret(""))
+    mode: str = "safe"
+    api_base_url: str = "https://api.weixin.qq.com"
+
+
+@dataclass(frozen=True)
+class TelegramBot:
+    name: str
+    token: Secret = field(default_factory=lambda: Secret(""))
+    secret_token: Secret = field(default_factory=lambda: Secret(""))
+    mode: str = "webhook"
+    base_url: str = "https://api.telegram.org/bot"
+    staff_chat_id: int = 0
+
+
+@dataclass(frozen=True)
+class EmailMailbox:
+    name: str
+    address: str = ""
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_security: str = "tls"
+    smtp_host: str = ""
+    smtp_port: int = 465
+    smtp_security: str = "tls"
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    folder: str = "INBOX"
+    archive_folder: str = ""

@@ -1,0 +1,360 @@
+"""The durable message bus: every inbound message is one `inbox` record before anything acknowledges it.
+
+Publishing batches concurrent inserts into one `insert_many(ordered=False)` (group commit). A record is
+born leased to the process that stored it, which dispatches it at once from memory; messages of one
+conversation are handled in order. A periodic sweep takes over records whose lease expired (a crashed
+process). A failing handler is retried with backoff and, after the limit, the record is quarantined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from gateway.config import BusSettings
+from gateway.database import Db
+from gateway.lifecycle import Component, TaskGroup
+from gateway.quarantine import quarantine
+from ticket_core.errors import StorageUnavailable
+from ticket_core.messages import InboundMessage
+
+log = logging.getLogger(__name__)
+
+InboundHandler = Callable[[InboundMessage, str], Awaitable[dict[str, Any] | None]]
+DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    record_id: str
+    duplicate: bool
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MessageBus(Component):
+    def __init__(
+        self,
+        db: Db,
+        settings: BusSettings,
+        handler: InboundHandler,
+        *,
+        dispatch: bool = True,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._handler = handler
+        self._dispatch = dispatch
+        self._clock = clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{ObjectId()}"
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[PublishResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._queues: dict[str, deque[dict[str, Any]]] = {}
+        self._results: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._slots = asyncio.Semaphore(settings.workers)
+        self._tasks = TaskGroup("bus")
+        self._closing = False
+        self.stats = {
+            "published": 0,
+            "duplicates": 0,
+            "handled": 0,
+            "failed": 0,
+            "quarantined": 0,
+            "batches": 0,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        self._tasks.spawn(self._flush_loop(), name="bus-group-commit")
+        if self._dispatch:
+            self._tasks.spawn(self._sweep_loop(), name="bus-sweep")
+
+    async def shutdown(self) -> None:
+        self._closing = True
+        self._wakeup.set()
+        # Let what is already queued for insertion reach the database before stopping.
+        for _ in range(100):
+            if not self._pending:
+                break
+            await asyncio.sleep(0.01)
+        await self._tasks.cancel_all()
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_exception(StorageUnavailable("gateway is shutting down"))
+        self._pending.clear()
+        await self._release_leases()
+
+    async def _release_leases(self) -> None:
+        """Hand our unfinished records back at once so a restart need not wait for the lease."""
+        with contextlib.suppress(PyMongoError):
+            await self._db.inbox.update_many(
+                {"owner": self.owner, "state": "processing"},
+                {"$set": {"state": "pending", "lease_until": self._clock()}},
+            )
+
+    # -- publishing ------------------------------------------------------------------------------------
+
+    async def publish(self, msg: InboundMessage) -> PublishResult:
+        """Returns once the record is durable (or found to be a duplicate). Raises StorageUnavailable."""
+        if self._closing:
+            raise StorageUnavailable("gateway is shutting down")
+        now = self._clock()
+        doc = {
+            "_id": ObjectId(),
+            "dedup_key": msg.dedup_key,
+            "conversation_key": msg.conversation_key,
+            "channel": msg.channel,
+            "account": msg.account,
+            "message": msg.to_doc(),
+            "state": "processing",
+            "owner": self.owner,
+            "lease_until": now + timedelta(seconds=self._settings.lease_seconds),
+            "attempts": 0,
+            "received_at": now,
+        }
+        fut: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((doc, fut))
+        self._wakeup.set()
+        return await fut
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if len(self._pending) < self._settings.max_batch and not self._closing:
+                await asyncio.sleep(self._settings.group_commit_ms / 1000)
+            while self._pending:
+                batch = self._pending[: self._settings.max_batch]
+                del self._pending[: len(batch)]
+                await self._insert_batch(batch)
+
+    async def _insert_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[PublishResult]]]) -> None:
+        failed: dict[int, int] = {}
+        try:
+            await self._db.inbox.insert_many([doc for doc, _ in batch], ordered=False)
+        except BulkWriteError as exc:
+            failed = {err["index"]: err.get("code", 0) for err in exc.details.get("writeErrors", [])}
+        except PyMongoError as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(StorageUnavailable(f"could not store the message: {exc}"))
+            return
+        self.stats["batches"] += 1
+        for index, (doc, fut) in enumerate(batch):
+            if fut.done():
+                continue
+            code = failed.get(index)
+            if code is None:
+                self.stats["published"] += 1
+                fut.set_result(PublishResult(str(doc["_id"]), duplicate=False))
+                if self._dispatch:
+                    self._enqueue(doc)
+            elif code == DUPLICATE_KEY:
+                self.stats["duplicates"] += 1
+                self._tasks.spawn(self._resolve_duplicate(doc, fut), name="bus-duplicate")
+            else:
+                fut.set_exception(StorageUnavailable(f"could not store the message (code {code})"))
+
+    async def _resolve_duplicate(self, doc: dict[str, Any], fut: asyncio.Future[PublishResult]) -> None:
+        try:
+            existing = await self._db.inbox.find_one({"dedup_key": doc["dedup_key"]}, {"_id": 1})
+        except PyMongoError as exc:
+            fut.set_exception(StorageUnavailable(str(exc)))
+            return
+        if existing is None:  # cannot happen with a unique index, but never report a lost message as stored
+            fut.set_exception(StorageUnavailable("duplicate record vanished"))
+            return
+        fut.set_result(PublishResult(str(existing["_id"]), duplicate=True))
+
+    # -- results ---------------------------------------------------------------------------------------
+
+    async def wait_result(self, record_id: str, timeout: float) -> dict[str, Any] | None:
+        """The handler's result for a record, or None if it is not done within `timeout` seconds."""
+        local = self._results.get(record_id)
+        if local is not None:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(local), timeout)
+            return None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            doc = await self._db.inbox.find_one({"_id": ObjectId(record_id)}, {"state": 1, "result": 1})
+            if doc is not None and doc.get("state") == "done":
+                result: dict[str, Any] = doc.get("result") or {}
+                return result
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.05)
+
+    # -- dispatching -----------------------------------------------------------------------------------
+
+    def _enqueue(self, doc: dict[str, Any]) -> None:
+        key = str(doc["_id"])
+        if key not in self._results:
+            self._results[key] = asyncio.get_running_loop().create_future()
+        conv = doc["conversation_key"]
+        queue = self._queues.get(conv)
+        if queue is not None:
+            queue.append(doc)
+            return
+        self._queues[conv] = deque([doc])
+        self._tasks.spawn(self._drain(conv), name=f"bus-conv-{conv[:40]}")
+
+    async def _drain(self, conv: str) -> None:
+        queue = self._queues[conv]
+        try:
+            async with self._slots:
+                while queue:
+                    doc = queue[0]
+                    await self._handle(doc)
+                    queue.popleft()
+        finally:
+            if self._queues.get(conv) is queue and not queue:
+                del self._queues[conv]
+
+    async def _handle(self, doc: dict[str, Any]) -> None:
+        record_id = str(doc["_id"])
+        attempts = int(doc.get("attempts", 0)) + 1
+        try:
+            msg = InboundMessage.from_doc(doc["message"])
+            result = await self._handler(msg, record_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats["failed"] += 1
+            log.warning("handler failed for inbox record %s (attempt %d): %r", record_id, attempts, exc)
+            await self._after_failure(doc, attempts, exc)
+            return
+        self.stats["handled"] += 1
+        for _ in range(3):
+            try:
+                await self._db.inbox.update_one(
+                    {"_id": doc["_id"], "owner": self.owner},
+                    {
+                        "$set": {
+                            "state": "done",
+                            "result": result or {},
+                            "done_at": self._clock(),
+                            "attempts": attempts,
+                        },
+                        "$unset": {"lease_until": ""},
+                    },
+                )
+                break
+            except PyMongoError:
+                await asyncio.sleep(0.5)  # the handler is idempotent: a later sweep may run it again
+        fut = self._results.pop(record_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(result or {})
+
+    async def _after_failure(self, doc: dict[str, Any], attempts: int, exc: Exception) -> None:
+        record_id = str(doc["_id"])
+        reason = f"{type(exc).__name__}: {exc}"
+        try:
+            if attempts >= self._settings.max_attempts:
+                self.stats["quarantined"] += 1
+                await quarantine(
+                    self._db, source="inbox", reason=reason, payload=doc.get("message"), ref=record_id
+                )
+                await self._db.inbox.update_one(
+                    {"_id": doc["_id"]},
+                    {
+                        "$set": {"state": "quarantined", "attempts": attempts, "last_error": reason},
+                        "$unset": {"lease_until": ""},
+                    },
+                )
+                fut = self._results.pop(record_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result({"quarantined": True, "error": reason})
+                return
+            delay = self._settings.retry_base_seconds * 2 ** (attempts - 1) * (0.5 + random.random())
+            retry_at = self._clock() + timedelta(seconds=delay)
+            await self._db.inbox.update_one(
+                {"_id": doc["_id"], "owner": self.owner},
+                {
+                    "$set": {
+                        "state": "pending",
+                        "attempts": attempts,
+                        "last_error": reason,
+                        "lease_until": retry_at,
+                    }
+                },
+            )
+        except PyMongoError:
+            log.exception(
+                "could not record the failure of inbox record %s; the sweep will retry it", record_id
+            )
+            return
+        self._tasks.spawn(self._retry_later(doc["_id"], delay), name="bus-retry")
+
+    async def _retry_later(self, record_id: ObjectId, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self._claim_and_enqueue({"_id": record_id, "state": "pending"})
+
+    async def _claim_and_enqueue(self, guard: dict[str, Any]) -> bool:
+        """Take a record with a guarded update: `modified_count` tells who won."""
+        lease = self._clock() + timedelta(seconds=self._settings.lease_seconds)
+        try:
+            result = await self._db.inbox.update_one(
+                guard, {"$set": {"state": "processing", "owner": self.owner, "lease_until": lease}}
+            )
+            if result.modified_count != 1:
+                return False
+            doc = await self._db.inbox.find_one({"_id": guard["_id"]})
+        except PyMongoError:
+            return False
+        if doc is None:
+            return False
+        self._enqueue(doc)
+        return True
+
+    async def sweep_once(self) -> int:
+        """Take over records whose lease expired: a crashed process, or a retry whose time has come."""
+        now = self._clock()
+        taken = 0
+        cursor = (
+            self._db.inbox.find(
+                {"state": {"$in": ["pending", "processing"]}, "lease_until": {"$lt": now}},
+                {"_id": 1, "state": 1, "lease_until": 1},
+            )
+            .sort("_id", 1)
+            .limit(500)
+        )
+        async for doc in cursor:
+            if await self._claim_and_enqueue(
+                {"_id": doc["_id"], "state": doc["state"], "lease_until": doc["lease_until"]}
+            ):
+                taken += 1
+        return taken
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                taken = await self.sweep_once()
+                if taken:
+                    log.info("sweep took over %d inbox record(s)", taken)
+            except PyMongoError as exc:
+                log.warning("inbox sweep failed: %s", exc)
+            await asyncio.sleep(self._settings.sweep_interval_seconds)
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until nothing is queued for dispatch (tests and graceful shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._queues or self._pending) and loop.time() < deadline:
+            await asyncio.sleep(0.01)

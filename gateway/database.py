@@ -1,0 +1,200 @@
+"""MongoDB access: the embedded SecantusDB process or a configured server, one driver code path.
+
+SecantusDB runs as a child process (never imported): its GPL-2.0 licence stays at arm's length and
+its work stays off our event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from gateway.config import Settings
+from gateway.lifecycle import Component
+from ticket_core.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+Db = AsyncDatabase[Document]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # The database must not outlive a SIGKILLed gateway: the next start reopens the same files.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedMongo(Component):
+    """Starts `python -m secantus` on a free loopback port with its data under `path`."""
+
+    def __init__(self, path: str | Path, *, port: int | None = None, log_path: str | Path | None = None):
+        self.path = Path(path)
+        self.port = port or free_port()
+        self.log_path = Path(log_path) if log_path else self.path.parent / "secantus.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    async def initialize(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as logfile:  # noqa: ASYNC230 - once, at start-up
+            self._proc = subprocess.Popen(  # noqa: ASYNC220 - needs preexec_fn
+                [
+                    sys.executable,
+                    "-m",
+                    "secantus",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--storage-path",
+                    str(self.path),
+                    "--log-level",
+                    "WARNING",
+                ],
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if os.name == "posix" else None,
+            )
+        await self._wait_ready()
+
+    async def _wait_ready(self, limit: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise StorageUnavailable(
+                    f"embedded database exited with code {self._proc.returncode}; see {self.log_path}"
+                )
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise StorageUnavailable(f"embedded database did not start within {limit:.0f} s")
+
+    async def shutdown(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "inbox": [
+        IndexModel([("dedup_key", ASCENDING)], unique=True),
+        IndexModel([("state", ASCENDING), ("lease_until", ASCENDING)]),
+        IndexModel([("conversation_key", ASCENDING), ("seq", ASCENDING)]),
+    ],
+    "outbox": [
+        IndexModel([("idempotency_key", ASCENDING)], unique=True),
+        IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)]),
+        IndexModel([("ticket_id", ASCENDING)]),
+    ],
+    "customers": [
+        IndexModel([("identities.key", ASCENDING)], unique=True, sparse=True),
+        IndexModel([("email", ASCENDING)], sparse=True),
+    ],
+    "conversations": [IndexModel([("key", ASCENDING)], unique=True)],
+    "tickets": [
+        IndexModel([("number", ASCENDING)], unique=True),
+        IndexModel([("source_key", ASCENDING)], unique=True, sparse=True),
+        IndexModel([("requester", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),
+        IndexModel([("created_at", ASCENDING)]),
+    ],
+    "ticket_events": [
+        IndexModel([("ticket_id", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("event_id", ASCENDING)], unique=True, sparse=True),
+    ],
+    "tokens": [IndexModel([("token_hash", ASCENDING)], unique=True)],
+    "quarantine": [IndexModel([("at", ASCENDING)])],
+    "audit": [IndexModel([("at", ASCENDING)])],
+    "channel_state": [IndexModel([("key", ASCENDING)], unique=True)],
+    "forms": [IndexModel([("name", ASCENDING)], unique=True)],
+    "templates": [
+        IndexModel([("event", ASCENDING), ("channel", ASCENDING), ("locale", ASCENDING)], unique=True)
+    ],
+    "leases": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600)],
+}
+
+
+async def ensure_indexes(db: Db) -> None:
+    """Idempotent: creating an index that exists with the same options is a no-op."""
+    for name, models in INDEXES.items():
+        await db[name].create_indexes(models)
+
+
+class Database(Component):
+    """The process's database handle: embedded when no `mongodb.uri` is configured."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.embedded: EmbeddedMongo | None = None
+        self.client: AsyncMongoClient[Document] | None = None
+
+    @property
+    def db(self) -> Db:
+        assert self.client is not None, "Database used before initialize()"
+        return self.client[self._settings.mongodb.database]
+
+    async def initialize(self) -> None:
+        uri = self._settings.mongodb.uri.get()
+        if not uri:
+            storage = Path(self._settings.storage.path)
+            self.embedded = EmbeddedMongo(storage / "db", log_path=storage / "log" / "secantus.log")
+            await self.embedded.initialize()
+            uri = self.embedded.uri
+        self.client = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+        try:
+            await self.client.admin.command("ping")
+        except PyMongoError as exc:
+            raise StorageUnavailable(f"cannot reach MongoDB: {exc}") from exc
+        await ensure_indexes(self.db)
+
+    async def shutdown(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        if self.embedded is not None:
+            await self.embedded.shutdown()
+            self.embedded = None
+
+    async def ping(self) -> bool:
+        try:
+            await self.db.command("ping")
+            return True
+        except PyMongoError:
+            return False
