@@ -46,7 +46,9 @@ def test_real_capture_signatures_verify() -> None:
     q = CAPTURE["query"]
     verify_signature(TOKEN, q["timestamp"], q["nonce"], q["signature"])
     verify_msg_signature(TOKEN, q["timestamp"], q["nonce"], _encrypt_of(CAPTURE["body"]), q["msg_signature"])
-    assert msg_signature(TOKEN, q["timestamp"], q["nonce"], _encrypt_of(CAPTURE["body"])) == q["msg_signature"]
+    assert (
+        msg_signature(TOKEN, q["timestamp"], q["nonce"], _encrypt_of(CAPTURE["body"])) == q["msg_signature"]
+    )
 
 
 @pytest.mark.parametrize("bad", ["0" * 40, "", "35c35a17908ebfaf8540ee11f7590764a88df32f", "签名"])

@@ -57,7 +57,12 @@ def test_media_messages() -> None:
     image = _load("test_parser_002.xml")
     assert (image.kind, image.media_id, image.pic_url) == ("image", "media_id", "this is a url")
     voice = _load("test_parser_003.xml")
-    assert (voice.kind, voice.media_id, voice.format, voice.recognition) == ("voice", "media_id", "Format", None)
+    assert (voice.kind, voice.media_id, voice.format, voice.recognition) == (
+        "voice",
+        "media_id",
+        "Format",
+        None,
+    )
     video = _load("test_parser_004.xml")
     assert (video.kind, video.thumb_media_id) == ("video", "thumb_media_id")
 
@@ -72,7 +77,12 @@ def test_location_and_link() -> None:
         "位置信息",
     )
     link = _load("test_parser_006.xml")
-    assert (link.kind, link.title, link.description, link.url) == ("link", "公众平台官网链接", "公众平台官网链接", "url")
+    assert (link.kind, link.title, link.description, link.url) == (
+        "link",
+        "公众平台官网链接",
+        "公众平台官网链接",
+        "url",
+    )
 
 
 def test_events() -> None:
@@ -82,13 +92,23 @@ def test_events() -> None:
     assert _load("test_events_023.xml").event == "unsubscribe"
 
     qr = _load("test_events_024.xml")
-    assert (qr.event, qr.event_key, qr.qr_scene, qr.ticket) == ("subscribe", "qrscene_123123", "123123", "TICKET")
+    assert (qr.event, qr.event_key, qr.qr_scene, qr.ticket) == (
+        "subscribe",
+        "qrscene_123123",
+        "123123",
+        "TICKET",
+    )
     scan = _load("test_parser_010.xml")
     assert (scan.event, scan.qr_scene, scan.ticket) == ("scan", "123123", "TICKET")
     assert _load("test_parser_008.xml").qr_scene is None  # an EventKey without the qrscene_ prefix
 
     loc = _load("test_events_026.xml")
-    assert (loc.event, loc.latitude, loc.longitude, loc.precision) == ("location", 23.137466, 113.352425, 119.38504)
+    assert (loc.event, loc.latitude, loc.longitude, loc.precision) == (
+        "location",
+        23.137466,
+        113.352425,
+        119.38504,
+    )
     click = _load("test_events_027.xml")
     assert (click.event, click.event_key) == ("click", "EVENTKEY")
     view = _load("test_events_028.xml")
@@ -127,7 +147,13 @@ def test_synthetic_types_not_in_the_corpus() -> None:
         b"<MsgType>file</MsgType><Title>a.pdf</Title><Description>d</Description><FileKey>k</FileKey>"
         b"<FileMd5>abc</FileMd5><FileTotalLen>1234</FileTotalLen><MsgId>11</MsgId></xml>"
     )
-    assert (file.kind, file.title, file.file_key, file.file_md5, file.file_size) == ("file", "a.pdf", "k", "abc", 1234)
+    assert (file.kind, file.title, file.file_key, file.file_md5, file.file_size) == (
+        "file",
+        "a.pdf",
+        "k",
+        "abc",
+        1234,
+    )
     failed = parse_callback_xml(
         b"<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>"
         b"<MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event><MsgID>77</MsgID>"
@@ -149,7 +175,10 @@ HEAD = "<ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</C
 
 BILLION_LAUGHS = (
     '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY lol "lol">'
-    + "".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">' for i in range(1, 10))
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">'
+        for i in range(1, 10)
+    )
     + f"]><xml>{HEAD}<MsgType>text</MsgType><Content>&lol9;</Content></xml>"
 )
 
@@ -158,7 +187,10 @@ BILLION_LAUGHS = (
     ("body", "reason"),
     [
         (BILLION_LAUGHS, "dtd"),
-        (f'<!DOCTYPE xml [<!ENTITY e "x">]><xml>{HEAD}<MsgType>text</MsgType><Content>&e;</Content></xml>', "dtd"),
+        (
+            f'<!DOCTYPE xml [<!ENTITY e "x">]><xml>{HEAD}<MsgType>text</MsgType><Content>&e;</Content></xml>',
+            "dtd",
+        ),
         (f'<!DOCTYPE xml SYSTEM "file:///etc/passwd"><xml>{HEAD}<MsgType>text</MsgType></xml>', "dtd"),
         (f"<!doctype xml><xml>{HEAD}<MsgType>text</MsgType></xml>", "dtd"),
         ("<xml>" + "<a>" * 100 + "x" + "</a>" * 100 + "</xml>", "too_deep"),
@@ -169,8 +201,11 @@ BILLION_LAUGHS = (
         ("<xml><ToUserName>a</ToUserName></xml>", "missing"),
         (f"<xml>{HEAD}</xml>", "missing"),
         (f"<xml>{HEAD}<MsgType>text</MsgType><Content>a</Content><Content>b</Content></xml>", "field"),
-        ("<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>x</CreateTime>"
-         "<MsgType>text</MsgType></xml>", "field"),  # fmt: skip
+        (
+            "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>x</CreateTime>"
+            "<MsgType>text</MsgType></xml>",
+            "field",
+        ),
         (f"<xml>{HEAD}<MsgType>location</MsgType><Location_X>nan</Location_X></xml>", "field"),
     ],
     ids=[
@@ -218,7 +253,8 @@ def test_non_utf8_and_declared_encodings() -> None:
         parse_callback_xml(f"<xml>{HEAD}<MsgType>text</MsgType><Content>打印</Content></xml>".encode("gbk"))
     assert _reason(info) == "encoding"
     # A declared encoding must not make expat reinterpret the UTF-8 bytes.
-    body = f'<?xml version="1.0" encoding="ISO-8859-1"?><xml>{HEAD}<MsgType>text</MsgType><Content>打印</Content></xml>'
+    decl = '<?xml version="1.0" encoding="ISO-8859-1"?>'
+    body = f"{decl}<xml>{HEAD}<MsgType>text</MsgType><Content>打印</Content></xml>"
     assert parse_callback_xml(body.encode()).text == "打印"
 
 
