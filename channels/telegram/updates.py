@@ -119,6 +119,7 @@ _SERVICE_FIELDS: tuple[str, ...] = (
     "video_chat_started",
     "video_chat_ended",
     "video_chat_participants_invited",
+    "web_app_data",
 )
 
 # Content a person sent that we cannot use (we name it in the ignore reason).
@@ -133,7 +134,6 @@ _UNSUPPORTED_CONTENT: tuple[str, ...] = (
     "live_photo",
     "giveaway",
     "passport_data",
-    "web_app_data",
     "rich_message",
 )
 
