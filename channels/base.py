@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 from aiohttp import web
 
 from ticket_core.errors import UnknownChannel
-from ticket_core.messages import OutboundMessage
+from ticket_core.messages import AttachmentRef, InboundMessage, OutboundMessage
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,44 @@ class Channel(Protocol):
         """Add the channel's HTTP routes (webhooks, pages), if any."""
         ...
 
+
+@runtime_checkable
+class Sender(Protocol):
+    """A channel that can reach a customer (a web form cannot: its tickets notify by email)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
     async def send(self, message: OutboundMessage) -> SendResult:
         """Deliver, or raise a ChannelError (RateLimited, PermanentDeliveryError, ChannelUnavailable)."""
         ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What intake answered: the durable record, and whether it was already there (a retry)."""
+
+    record_id: str
+    duplicate: bool
+
+
+class Intake(Protocol):
+    """The bus as channels see it: publish durably, then optionally wait for the handler's result."""
+
+    async def publish(self, msg: InboundMessage) -> Accepted: ...
+
+    async def wait_result(self, record_id: str, timeout: float) -> dict[str, Any] | None: ...
+
+
+class AttachmentStore(Protocol):
+    async def save(
+        self, data: bytes, *, filename: str, content_type: str, meta: dict[str, Any]
+    ) -> AttachmentRef: ...
+
+    async def load(self, file_id: str) -> tuple[bytes, dict[str, Any]]: ...
 
 
 class ChannelRegistry:
@@ -65,6 +100,12 @@ class ChannelRegistry:
             return self._channels[(name, account)]
         except KeyError:
             raise UnknownChannel(f"no channel {name}/{account} is configured") from None
+
+    def sender(self, name: str, account: str) -> Sender:
+        channel = self.get(name, account)
+        if not isinstance(channel, Sender):
+            raise UnknownChannel(f"channel {name}/{account} cannot send messages")
+        return channel
 
     def first(self, name: str) -> Channel | None:
         return next((c for (n, _), c in self._channels.items() if n == name), None)

@@ -16,13 +16,13 @@ import random
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from channels.base import Accepted
 from gateway.config import BusSettings
 from gateway.database import Db
 from gateway.lifecycle import Component, TaskGroup
@@ -34,12 +34,6 @@ log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[InboundMessage, str], Awaitable[dict[str, Any] | None]]
 DUPLICATE_KEY = 11000
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    record_id: str
-    duplicate: bool
 
 
 def _now() -> datetime:
@@ -62,7 +56,7 @@ class MessageBus(Component):
         self._dispatch = dispatch
         self._clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{ObjectId()}"
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[PublishResult]]] = []
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[Accepted]]] = []
         self._wakeup = asyncio.Event()
         self._queues: dict[str, deque[dict[str, Any]]] = {}
         self._results: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
@@ -110,7 +104,7 @@ class MessageBus(Component):
 
     # -- publishing ------------------------------------------------------------------------------------
 
-    async def publish(self, msg: InboundMessage) -> PublishResult:
+    async def publish(self, msg: InboundMessage) -> Accepted:
         """Returns once the record is durable (or found to be a duplicate). Raises StorageUnavailable."""
         if self._closing:
             raise StorageUnavailable("gateway is shutting down")
@@ -128,7 +122,7 @@ class MessageBus(Component):
             "attempts": 0,
             "received_at": now,
         }
-        fut: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._pending.append((doc, fut))
         self._wakeup.set()
         return await fut
@@ -144,7 +138,7 @@ class MessageBus(Component):
                 del self._pending[: len(batch)]
                 await self._insert_batch(batch)
 
-    async def _insert_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[PublishResult]]]) -> None:
+    async def _insert_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[Accepted]]]) -> None:
         failed: dict[int, int] = {}
         try:
             await self._db.inbox.insert_many([doc for doc, _ in batch], ordered=False)
@@ -162,7 +156,7 @@ class MessageBus(Component):
             code = failed.get(index)
             if code is None:
                 self.stats["published"] += 1
-                fut.set_result(PublishResult(str(doc["_id"]), duplicate=False))
+                fut.set_result(Accepted(str(doc["_id"]), duplicate=False))
                 if self._dispatch:
                     self._enqueue(doc)
             elif code == DUPLICATE_KEY:
@@ -171,7 +165,7 @@ class MessageBus(Component):
             else:
                 fut.set_exception(StorageUnavailable(f"could not store the message (code {code})"))
 
-    async def _resolve_duplicate(self, doc: dict[str, Any], fut: asyncio.Future[PublishResult]) -> None:
+    async def _resolve_duplicate(self, doc: dict[str, Any], fut: asyncio.Future[Accepted]) -> None:
         try:
             existing = await self._db.inbox.find_one({"dedup_key": doc["dedup_key"]}, {"_id": 1})
         except PyMongoError as exc:
@@ -180,7 +174,7 @@ class MessageBus(Component):
         if existing is None:  # cannot happen with a unique index, but never report a lost message as stored
             fut.set_exception(StorageUnavailable("duplicate record vanished"))
             return
-        fut.set_result(PublishResult(str(existing["_id"]), duplicate=True))
+        fut.set_result(Accepted(str(existing["_id"]), duplicate=True))
 
     # -- results ---------------------------------------------------------------------------------------
 

@@ -58,6 +58,11 @@ class EmbeddedMongo(Component):
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
+    @property
+    def uri_file(self) -> Path:
+        """Where a running server tells other commands (`omnigate token create`) how to reach it."""
+        return self.path.parent / "db.uri"
+
     async def initialize(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +87,7 @@ class EmbeddedMongo(Component):
                 preexec_fn=_die_with_parent if os.name == "posix" else None,
             )
         await self._wait_ready()
+        self.uri_file.write_text(self.uri + "\n", encoding="utf-8")
 
     async def _wait_ready(self, limit: float = 60.0) -> None:
         loop = asyncio.get_running_loop()
@@ -104,12 +110,24 @@ class EmbeddedMongo(Component):
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
+        with contextlib.suppress(OSError):
+            self.uri_file.unlink()
         proc.terminate()
         try:
             await asyncio.to_thread(proc.wait, 30)
         except subprocess.TimeoutExpired:
             proc.kill()
             await asyncio.to_thread(proc.wait)
+
+
+def running_embedded_uri(uri_file: Path) -> str | None:
+    try:
+        uri = uri_file.read_text(encoding="utf-8").strip()
+        port = int(uri.rsplit(":", 1)[1].split("/", 1)[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return uri
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -160,24 +178,30 @@ async def ensure_indexes(db: Db) -> None:
 class Database(Component):
     """The process's database handle: embedded when no `mongodb.uri` is configured."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, reuse_running: bool = False) -> None:
+        """`reuse_running`: a command-line tool attaches to the embedded database of a running server
+        (WiredTiger allows one process per data folder) and starts its own only when none runs."""
         self._settings = settings
+        uri = settings.mongodb.uri.get()
         self.embedded: EmbeddedMongo | None = None
-        self.client: AsyncMongoClient[Document] | None = None
+        if not uri and reuse_running:
+            uri = running_embedded_uri(Path(settings.storage.path) / "db.uri") or ""
+        if not uri:
+            storage = Path(settings.storage.path)
+            self.embedded = EmbeddedMongo(storage / "db", log_path=storage / "log" / "secantus.log")
+            uri = self.embedded.uri
+        # The driver connects lazily, so every repository can be built before the database is up.
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000
+        )
 
     @property
     def db(self) -> Db:
-        assert self.client is not None, "Database used before initialize()"
         return self.client[self._settings.mongodb.database]
 
     async def initialize(self) -> None:
-        uri = self._settings.mongodb.uri.get()
-        if not uri:
-            storage = Path(self._settings.storage.path)
-            self.embedded = EmbeddedMongo(storage / "db", log_path=storage / "log" / "secantus.log")
+        if self.embedded is not None:
             await self.embedded.initialize()
-            uri = self.embedded.uri
-        self.client = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
         try:
             await self.client.admin.command("ping")
         except PyMongoError as exc:
@@ -185,12 +209,9 @@ class Database(Component):
         await ensure_indexes(self.db)
 
     async def shutdown(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-            self.client = None
+        await self.client.close()
         if self.embedded is not None:
             await self.embedded.shutdown()
-            self.embedded = None
 
     async def ping(self) -> bool:
         try:

@@ -162,7 +162,7 @@ class Outbox(Component):
         attempts = int(doc.get("attempts", 0)) + 1
         now = self._clock()
         try:
-            channel = self._registry.get(message.channel, message.account)
+            channel = self._registry.sender(message.channel, message.account)
             result = await channel.send(message)
         except RateLimited as exc:
             await self._reschedule(

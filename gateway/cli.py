@@ -1,0 +1,151 @@
+"""`omnigate`: serve, token create, doctor. `python -m gateway` is the same program."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from aiohttp import web
+
+from gateway.config import Settings, describe, load_settings
+from gateway.database import Database
+from gateway.tokens import ROLES, TokenService
+from ticket_core.errors import OmnigateError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = args.config
+    if path is None and Path("omnigate.toml").is_file():
+        path = "omnigate.toml"
+    return load_settings(path)
+
+
+async def _first_admin_token(settings: Settings, database: Database) -> str | None:
+    if await database.db.tokens.count_documents({}, limit=1):
+        return None
+    return await TokenService(database.db).create(name="first-admin", role="admin")
+
+
+def serve(settings: Settings) -> None:
+    from gateway.app import create_app
+
+    data_folder = Path(settings.storage.path).resolve()
+
+    async def make() -> web.Application:
+        app = create_app(settings)
+
+        async def announce(app: web.Application) -> None:
+            from gateway.appkeys import DATABASE
+
+            base = f"http://{settings.server.host}:{settings.server.port}"
+            token = await _first_admin_token(settings, app[DATABASE])
+            print(f"Omnigate is running on {base}", flush=True)
+            print(f"  web form:      {base}/forms/support", flush=True)
+            print(
+                f"  REST API:      {base}/api/v1/tickets  (OpenAPI: {base}/api/v1/openapi.json)", flush=True
+            )
+            print(f"  health:        {base}/healthz", flush=True)
+            if token:
+                print(f"  first admin API token (shown once, keep it): {token}", flush=True)
+            print(f"  data folder:   {data_folder}", flush=True)
+
+        app.on_startup.append(announce)
+        return app
+
+    web.run_app(
+        make(),
+        host=settings.server.host,
+        port=settings.server.port,
+        print=None,
+        access_log=None,
+        handler_cancellation=True,
+    )
+
+
+async def _token_create(settings: Settings, name: str, role: str) -> str:
+    async with Database(settings, reuse_running=True) as database:
+        return await TokenService(database.db).create(name=name, role=role)
+
+
+def _reachable(host: str, port: int) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return None
+    except OSError as exc:
+        return str(exc)
+
+
+def _url_target(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    return parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+async def _doctor(settings: Settings) -> int:
+    print("Configuration (secrets masked):")
+    print(describe(settings))
+    problems = 0
+    try:
+        async with Database(settings, reuse_running=True) as database:
+            print(f"[ok]   database reachable ({'embedded' if settings.embedded else 'mongodb.uri'})")
+            del database
+    except OmnigateError as exc:
+        problems += 1
+        print(f"[FAIL] database: {exc}")
+    checks: list[tuple[str, str, int]] = []
+    for account in settings.wechat_accounts:
+        checks.append((f"wechat/{account.name} API", *_url_target(account.api_base_url)))
+    for bot in settings.telegram_bots:
+        checks.append((f"telegram/{bot.name} Bot API ({bot.mode})", *_url_target(bot.base_url)))
+    for box in settings.email_mailboxes:
+        checks.append((f"email/{box.name} IMAP", box.imap_host, box.imap_port))
+        checks.append((f"email/{box.name} SMTP", box.smtp_host, box.smtp_port))
+    for label, host, port in checks:
+        error = await asyncio.to_thread(_reachable, host, port)
+        if error:
+            problems += 1
+        print(
+            f"[{'FAIL' if error else 'ok'}]{' ' if error else '   '}{label}: {host}:{port}"
+            + (f" ({error})" if error else "")
+        )
+    if not checks:
+        print("[info] no WeChat, Telegram or email channel is configured; the web form is always on")
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="omnigate", description="Omnichannel intake gateway for after-sales support"
+    )
+    parser.add_argument("--config", help="TOML configuration file (default: ./omnigate.toml when present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the gateway")
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
+    create = token.add_parser("create", help="create a bearer token and print it")
+    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument("--name", required=True)
+    sub.add_parser("doctor", help="check the configuration and the reachability of each channel")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("OMNIGATE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            serve(settings)
+            return 0
+        if args.command == "token":
+            print(asyncio.run(_token_create(settings, args.name, args.role)))
+            return 0
+        if args.command == "doctor":
+            return asyncio.run(_doctor(settings))
+    except OmnigateError as exc:
+        print(f"omnigate: {exc}", file=sys.stderr)
+        return 2
+    return 0
