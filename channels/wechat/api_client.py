@@ -42,7 +42,8 @@ T = TypeVar("T")
 #: In normal mode the platform issues the next token during the last 5 minutes and keeps the old
 #: one valid for those 5 minutes; refreshing 3 minutes ahead lands well inside that overlap.
 DEFAULT_REFRESH_MARGIN = 180.0
-DEFAULT_LEASE_SECONDS = 15.0
+#: Long enough for the owner's two stable_token calls (normal, then forced) at the default timeout.
+DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_MAX_MEDIA_BYTES = 20 * 1024 * 1024
 _CHINA_UTC_OFFSET = 8 * 3600  # daily API quotas reset at midnight Beijing time
 
@@ -120,6 +121,7 @@ _PERMANENT = {
     40008,  # invalid message type
     44002,  # empty post data
     45002,  # content too long
+    45008,  # too many articles (customer-service news takes one)
     47001,  # malformed JSON / data
     48001,  # API not authorised for this account
 }
@@ -222,6 +224,8 @@ class WeChatApiClient:
         self._max_media_bytes = max_media_bytes
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._refresh_lock = asyncio.Lock()  # one refresher per process; the lease covers the rest
+        # Saves a store read per call; a token refreshed elsewhere shows up as 40001, which rereads.
+        self._cached: AccessToken | None = None
 
     def __repr__(self) -> str:
         return f"WeChatApiClient(app_id={self.app_id!r}, api_base_url={self._base!r})"
@@ -230,10 +234,13 @@ class WeChatApiClient:
 
     async def stable_token(self) -> str:
         """A valid access token: the shared one, or a fresh one if it is near expiry."""
+        if self._usable(self._cached, rejected=None):
+            return self._cached.value
         token = await self._store.get(self.app_id)
-        if self._usable(token, rejected=None):
-            return token.value
-        return (await self._refresh(rejected=None)).value
+        if not self._usable(token, rejected=None):
+            token = await self._refresh(rejected=None)
+        self._cached = token
+        return token.value
 
     def _usable(self, token: AccessToken | None, *, rejected: str | None) -> TypeGuard[AccessToken]:
         return (
@@ -297,6 +304,8 @@ class WeChatApiClient:
         await self._post("/cgi-bin/message/custom/send", body)
 
     async def send_custom_news(self, openid: str, articles: Sequence[Article]) -> None:
+        """WeChat currently accepts one article per customer-service news message (45008 beyond);
+        send several suggestions as text with links, or one news message each."""
         items = [
             {"title": a.title, "description": a.description, "url": a.url, "picurl": a.pic_url}
             for a in articles
@@ -353,8 +362,8 @@ class WeChatApiClient:
             return await call(token)
         except AccessTokenRejected:
             log.info("wechat %s: access token rejected, refreshing once", self.app_id)
-            token = (await self._refresh(rejected=token)).value
-            return await call(token)
+            self._cached = await self._refresh(rejected=token)
+            return await call(self._cached.value)
 
     async def _request(
         self,

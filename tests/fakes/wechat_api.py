@@ -42,6 +42,7 @@ ERRMSG = {
     42001: "access_token expired",
     43004: "require subscribe",
     45002: "content size out of limit",
+    45008: "article size out of limit",
     45009: "reach max api daily quota limit",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
@@ -250,6 +251,8 @@ class FakeWeChatApi:
                 return self._error(47001)
             if len(content.encode("utf-8")) > MAX_TEXT_BYTES:
                 return self._error(45002)
+        if msgtype == "news" and len(body.get("news", {}).get("articles", [])) != 1:
+            return self._error(45008)
         user = self.users.get(body["touser"])
         if user is None:
             return self._error(40003)

@@ -281,6 +281,10 @@ async def test_news_image_and_template_bodies(
     }
     assert template["miniprogram"]["pagepath"] == "pages/t?id=1" and template["client_msg_id"] == "outbox-42"
     assert isinstance(msgid, int)
+    two = [Article("a", "b", "https://kb/a"), Article("c", "d", "https://kb/c")]
+    with pytest.raises(PermanentDeliveryError) as info:
+        await client.send_custom_news("o_follower", two)
+    assert info.value.platform_code == 45008
 
 
 @pytest.mark.parametrize(
