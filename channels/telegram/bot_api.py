@@ -528,11 +528,14 @@ def _addressing(
 
 def _form(params: Mapping[str, Any], files: Mapping[str, InputFile]) -> aiohttp.FormData:
     # multipart/form-data: objects (reply_markup, ...) travel JSON-serialised, as the Bot API expects.
-    form = aiohttp.FormData()
+    # File names go as raw UTF-8 like browsers send them; aiohttp's default would percent-encode
+    # them, and Telegram would show "%E6%8A%A5..." instead of "报价单.pdf".
+    form = aiohttp.FormData(quote_fields=False)
     for key, value in params.items():
         form.add_field(key, value if isinstance(value, str) else json.dumps(value))
     for key, upload in files.items():
-        form.add_field(key, upload.data, filename=upload.filename, content_type=upload.content_type)
+        filename = "".join(ch if ch.isprintable() else "_" for ch in upload.filename) or "file"
+        form.add_field(key, upload.data, filename=filename, content_type=upload.content_type)
     return form
 
 
