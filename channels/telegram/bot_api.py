@@ -218,7 +218,7 @@ class TelegramBotApi:
     # methods
 
     async def get_me(self) -> BotInfo:
-        result = await self.call("getMe")
+        result = _result_object(await self.call("getMe"), "getMe", id=int)
         return BotInfo(
             id=result["id"],
             username=result.get("username", ""),
@@ -292,7 +292,7 @@ class TelegramBotApi:
         )
 
     async def get_file(self, file_id: str) -> FileInfo:
-        result = await self.call("getFile", {"file_id": file_id})
+        result = _result_object(await self.call("getFile", {"file_id": file_id}), "getFile", file_id=str)
         return FileInfo(
             file_id=result["file_id"],
             file_unique_id=result.get("file_unique_id", ""),
@@ -346,7 +346,9 @@ class TelegramBotApi:
             "icon_color": icon_color,
             "icon_custom_emoji_id": icon_custom_emoji_id,
         }
-        result = await self.call("createForumTopic", params)
+        result = _result_object(
+            await self.call("createForumTopic", params), "createForumTopic", message_thread_id=int
+        )
         return ForumTopic(
             message_thread_id=result["message_thread_id"],
             name=result.get("name", params["name"]),
@@ -546,9 +548,9 @@ async def _json_or_none(resp: aiohttp.ClientResponse) -> Any:
         return None
 
 
-def _sent(result: Any) -> SentMessage:
-    if not isinstance(result, Mapping) or not isinstance(result.get("chat"), Mapping):
-        raise ChannelUnavailable("Telegram answered without the sent Message")
+def _sent(raw: Any) -> SentMessage:
+    result = _result_object(raw, "send", message_id=int, chat=Mapping)
+    _result_object(result["chat"], "send", id=int)
     return SentMessage(
         message_id=result["message_id"],
         chat_id=result["chat"]["id"],
@@ -556,6 +558,17 @@ def _sent(result: Any) -> SentMessage:
         message_thread_id=result.get("message_thread_id"),
         raw=result,
     )
+
+
+def _result_object(result: Any, method: str, **required: type) -> Mapping[str, Any]:
+    """The `result` object, with the fields we index checked: a garbled answer is the server's fault."""
+    if not isinstance(result, Mapping):
+        raise ChannelUnavailable(f"Telegram {method}: result is not an object")
+    for key, kind in required.items():
+        value = result.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ChannelUnavailable(f"Telegram {method}: result has no valid {key}")
+    return result
 
 
 __all__ = [

@@ -50,8 +50,15 @@ UPDATE_KINDS: tuple[str, ...] = (
 USEFUL_KINDS = frozenset({"message", "edited_message", "callback_query"})
 
 _MESSAGE_KINDS = frozenset(
-    {"message", "edited_message", "channel_post", "edited_channel_post", "business_message"}
-    | {"edited_business_message", "guest_message"}
+    {
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "business_message",
+        "edited_business_message",
+        "guest_message",
+    }
 )
 
 # Media we can download and attach, in the order we look for them (a message carries at most one).

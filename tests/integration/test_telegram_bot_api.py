@@ -533,3 +533,19 @@ async def test_python_telegram_bot_speaks_to_the_fake(tg: FakeTelegramApi) -> No
     assert tg.calls("sendMessage")[0].params["reply_markup"] == {
         "inline_keyboard": [[{"text": "Yes", "callback_data": "y"}]]
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"ok": true, "result": {}}',
+        '{"ok": true, "result": {"message_id": 1, "chat": {"id": "x"}}}',
+        '{"ok": true}',
+    ],
+)
+async def test_a_garbled_success_is_the_servers_fault(
+    api: TelegramBotApi, tg: FakeTelegramApi, body: str
+) -> None:
+    tg.fail_next("sendMessage", status=200, body=body)
+    with pytest.raises(ChannelUnavailable, match="result"):
+        await api.send_message(CUSTOMER, "hi")
