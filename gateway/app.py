@@ -48,7 +48,7 @@ class _ChannelLifecycle(Component):
 
 
 def create_app(
-    settings: Settings, *, channels: Sequence[Channel] = (), dispatch: bool = True, run_outbox: bool = True
+    settings: Settings, *, channels: Sequence[Channel] = (), run_outbox: bool = True
 ) -> web.Application:
     """Call inside the event loop that will serve the app (the database client binds to it)."""
     database = Database(settings)
@@ -64,7 +64,9 @@ def create_app(
     renderer = TemplateRenderer(db)
     notifier = Notifier(ticket_repo, customers, outbox, renderer, public_url=settings.server.public_url)
     notifier.subscribe(events)
-    bus = MessageBus(db, settings.bus, TicketIntake(service, ticket_repo, customers), dispatch=dispatch)
+    bus = MessageBus(
+        db, settings.bus, TicketIntake(service, ticket_repo, customers), dispatch=settings.bus.dispatch
+    )
     attachments = GridFSAttachmentStore(db)
     forms = MongoFormStore(db)
 
@@ -83,14 +85,15 @@ def create_app(
         registry.add(EmailChannel(mailbox))
     for channel in channels:
         registry.add(channel)
-    if settings.email_mailboxes:
-        # A web form cannot be answered in place: its customers hear from us by email.
-        first = settings.email_mailboxes[0].name
+    # A web form cannot be answered in place: its customers hear from us by email, when we have a mailbox.
+    first_mailbox = settings.email_mailboxes[0].name if settings.email_mailboxes else None
 
-        def by_email(ticket: Ticket) -> Route | None:
-            return Route("email", first, ticket.reply_to) if "@" in ticket.reply_to else None
+    def by_email(ticket: Ticket) -> Route | None:
+        if first_mailbox is None or "@" not in ticket.reply_to:
+            return None
+        return Route("email", first_mailbox, ticket.reply_to)
 
-        notifier.route("webform", by_email)
+    notifier.route("webform", by_email)
 
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=settings.server.max_body_bytes

@@ -11,7 +11,7 @@ from gateway.config import Settings
 from gateway.database import Database
 from gateway.outbox import Outbox
 from gateway.templating import TemplateRenderer
-from gateway.tokens import TokenService
+from gateway.tokens import Principal, TokenService
 from ticket_core.repository import MongoCustomerRepository, MongoTicketRepository
 from ticket_core.service import TicketService
 
@@ -27,5 +27,4 @@ TOKENS = web.AppKey("tokens", TokenService)
 ATTACHMENTS = web.AppKey("attachments", GridFSAttachmentStore)
 RENDERER = web.AppKey("renderer", TemplateRenderer)
 
-# Per-request state (request keys are plain strings in aiohttp).
-PRINCIPAL = "omnigate.principal"
+PRINCIPAL = web.RequestKey("principal", Principal)

@@ -180,6 +180,8 @@ class MessageBus(Component):
 
     async def wait_result(self, record_id: str, timeout: float) -> dict[str, Any] | None:
         """The handler's result for a record, or None if it is not done within `timeout` seconds."""
+        if timeout <= 0:
+            return None
         local = self._results.get(record_id)
         if local is not None:
             with contextlib.suppress(TimeoutError):

@@ -24,7 +24,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
-    max_body_bytes: int = 12 * 1024 * 1024
+    max_body_bytes: int = 60 * 1024 * 1024
+    form_wait_seconds: float = 5.0  # how long a form submission waits to show the ticket number
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class BusSettings:
     retry_base_seconds: float = 1.0
     sweep_interval_seconds: float = 10.0
     workers: int = 32
+    dispatch: bool = True  # false: store only (benchmarks of pure intake, maintenance)
 
 
 @dataclass(frozen=True)

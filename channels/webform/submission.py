@@ -9,7 +9,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import filetype
 from aiohttp import BodyPartReader, web
@@ -44,7 +44,7 @@ class Submission:
 
 def safe_filename(name: str) -> str:
     """No path parts, no control characters, bounded length: the name is shown, never used as a path."""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = unquote(name).replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = re.sub(r"^\.+", "", name).strip()
     return name[:200] or "attachment"

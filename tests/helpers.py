@@ -1,0 +1,71 @@
+"""Small helpers shared by tests: running the app, polling for a condition, a real SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from aiosmtpd.controller import Controller
+
+from channels.base import Channel
+from gateway.app import create_app
+from gateway.appkeys import TOKENS
+from gateway.config import Settings
+from gateway.database import free_port
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, channels: Sequence[Channel] = ()
+) -> AsyncIterator[TestClient[Any, Any]]:
+    app = create_app(settings, channels=channels)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def token(client: TestClient[Any, Any], role: str = "admin") -> dict[str, str]:
+    value = await client.app[TOKENS].create(name=f"test-{role}", role=role)
+    return {"Authorization": f"Bearer {value}"}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Poll until `check` returns something truthy; fail with the last value otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last value: {last!r})")
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@asynccontextmanager
+async def smtp_server() -> AsyncIterator[tuple[int, _Collect]]:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
+    handler = _Collect()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    await asyncio.to_thread(controller.start)
+    try:
+        yield port, handler
+    finally:
+        await asyncio.to_thread(controller.stop)
