@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import logging
 import mimetypes
 import quopri
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from email.errors import MessageError
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
@@ -31,6 +33,8 @@ import nh3
 from channels.email.auto_detect import AutoVerdict, classify_automatic
 from channels.email.reply_extract import extract_reply
 from ticket_core.errors import InvalidInput
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_MAX_ATTACHMENT_BYTES", "ParsedAttachment", "ParsedEmail", "parse_email"]
 
@@ -87,8 +91,37 @@ class ParsedEmail:
 def parse_email(raw: bytes, *, max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES) -> ParsedEmail:
     """Parse one raw message. Raises `InvalidInput` only when ``raw`` is not a message at all."""
     _check_is_message(raw)
-    message = BytesParser(policy=_RAW_HEADERS).parsebytes(raw)
-    return _Reader(message, max_attachment_bytes).read()
+    try:
+        message = BytesParser(policy=_RAW_HEADERS).parsebytes(bytes(raw))
+        return _Reader(message, max_attachment_bytes).read()
+    except Exception as exc:  # a parser bug must not lose the mail: degrade, say so, log it
+        logger.exception("email parser failed; returning a degraded parse")
+        return _degraded(bytes(raw), exc)
+
+
+def _degraded(raw: bytes, exc: Exception) -> ParsedEmail:
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    text = body.decode("utf-8", "replace").strip()
+    subject = re.search(rb"^Subject:[ \t]*(.*)$", head, re.IGNORECASE | re.MULTILINE)
+    return ParsedEmail(
+        subject=subject.group(1).decode("utf-8", "replace").strip() if subject else "",
+        from_addr=None,
+        from_name=None,
+        to=(),
+        cc=(),
+        reply_to=(),
+        message_id=None,
+        in_reply_to=None,
+        references=(),
+        date=None,
+        text=text,
+        full_text=text,
+        html=None,
+        charset_notes=(),
+        attachments=(),
+        auto_submitted=AutoVerdict(),
+        defects=(f"parser error, raw body shown: {type(exc).__name__}: {exc}"[:300],),
+    )
 
 
 # -- charsets --------------------------------------------------------------------------------------
@@ -133,9 +166,11 @@ _HIGH_RUN = re.compile(rb"[\x80-\xff]+")
 
 
 def _codec_name(label: str) -> str | None:
+    if not label.isascii():  # 8-bit garbage in a charset parameter
+        return None
     try:
         return codecs.lookup(label).name
-    except LookupError:
+    except (LookupError, ValueError):
         return None
 
 
@@ -287,11 +322,9 @@ def _raw_bytes(value: str) -> bytes:
 
 def _b_decode(payload: str) -> bytes:
     cleaned = re.sub(r"[^A-Za-z0-9+/]", "", payload)
-    cleaned += "=" * (-len(cleaned) % 4)
-    try:
-        return base64.b64decode(cleaned)
-    except (binascii.Error, ValueError):
-        return base64.b64decode(cleaned[: len(cleaned) // 4 * 4] or "")
+    if len(cleaned) % 4 == 1:  # a lone trailing character carries no whole byte
+        cleaned = cleaned[:-1]
+    return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
 
 
 def _q_decode(payload: str) -> bytes:
@@ -682,7 +715,7 @@ class _Reader:
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 try:
                     return inner[0].as_bytes()
-                except (UnicodeError, LookupError, ValueError, TypeError, AttributeError):
+                except (MessageError, UnicodeError, LookupError, ValueError, TypeError, AttributeError):
                     self.notes.defect("attached message could not be re-serialised")
                     return b""
             if isinstance(inner, str):
