@@ -15,9 +15,10 @@ such marker and keep what is above it. Markers, in the order they are tried at e
   ``-- `` signature delimiter;
 - lines quoted with ``>``.
 
-Quoted lines without any attribution are dropped but unquoted text between them is kept, so an
-interleaved answer survives. If the first marker is at the very top (a reply written below the
-quote), the text after the quoted part is the reply instead.
+Quoted lines are dropped (with the unquoted lines glued under them: a long quoted line re-wrapped),
+but unquoted text after a quote is kept, so interleaved and bottom-posted answers survive, also
+below an ``On ... wrote:`` line. Mail that is nothing but history (a bare forward) is returned whole
+rather than as an empty reply.
 """
 
 from __future__ import annotations
@@ -137,10 +138,6 @@ def _find_history_start(lines: list[str]) -> int | None:
         if _outlook_block_at(lines, i):
             return i
     return None
-
-
-def _marker_span(lines: list[str], i: int) -> int:
-    return _attribution_span(lines, i) or 1
 
 
 def _is_separator(stripped: str) -> bool:

@@ -244,3 +244,15 @@ def test_sanitise_filename(name: str, expected: str) -> None:
 def test_html_to_text_keeps_line_breaks() -> None:
     text = html_to_text("<p>第一行<br>第二行</p><ul><li>甲</li><li>乙</li></ul><script>x()</script>")
     assert text.splitlines() == ["第一行", "第二行", "", "- 甲", "- 乙"]
+
+
+def test_fuzz_findings_do_not_raise() -> None:
+    # 8-bit bytes in a charset label, and a B-encoded word one character past a multiple of 4.
+    raw = (
+        b"From: a@b.cn\nSubject: =?utf-8?B?5byg5?= ok\n"
+        b"Content-Type: text/plain; charset=\xff\xfe\n\n\xe4\xbd\xa0\n"
+    )
+    parsed = parse_email(raw)
+    assert parsed.subject.endswith("ok")
+    assert parsed.full_text == "你"
+    assert any("unknown charset" in note for note in parsed.charset_notes)
