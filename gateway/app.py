@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
@@ -28,6 +29,7 @@ from gateway.notifier import Notifier, Route
 from gateway.outbox import Outbox
 from gateway.templating import TemplateRenderer
 from gateway.tokens import TokenService
+from gateway.wiring import Wiring, installers
 from ticket_core.events import EventDispatcher
 from ticket_core.model import Ticket
 from ticket_core.repository import MongoCustomerRepository, MongoTicketRepository
@@ -70,6 +72,26 @@ def create_app(
     attachments = GridFSAttachmentStore(db)
     forms = MongoFormStore(db)
 
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=settings.server.max_body_bytes
+    )
+    wiring = Wiring(
+        settings=settings,
+        app=app,
+        database=database,
+        db=db,
+        registry=registry,
+        events=events,
+        tickets=ticket_repo,
+        customers=customers,
+        service=service,
+        outbox=outbox,
+        notifier=notifier,
+        bus=bus,
+        attachments=attachments,
+        renderer=renderer,
+    )
+
     registry.add(
         WebFormChannel(
             forms,
@@ -78,6 +100,7 @@ def create_app(
             WebFormLimits(
                 max_file_bytes=settings.storage.max_attachment_bytes,
                 max_body_bytes=settings.server.max_body_bytes,
+                wait_for_ticket_seconds=settings.server.form_wait_seconds,
             ),
         )
     )
@@ -94,10 +117,9 @@ def create_app(
         return Route("email", first_mailbox, ticket.reply_to)
 
     notifier.route("webform", by_email)
+    for install in installers():
+        install(wiring)
 
-    app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=settings.server.max_body_bytes
-    )
     app[keys.SETTINGS] = settings
     app[keys.DATABASE] = database
     app[keys.BUS] = bus
@@ -123,9 +145,15 @@ def create_app(
             await stack.enter_async_context(database)
             if await forms.seed_default():
                 log.info("seeded the default web form 'support'")
+            for ready in wiring.on_ready:
+                result = ready()
+                if inspect.isawaitable(result):
+                    await result
             for channel in registry:
                 await stack.enter_async_context(_ChannelLifecycle(channel))
             await stack.enter_async_context(outbox)
+            for component in wiring.components:
+                await stack.enter_async_context(component)
             await stack.enter_async_context(bus)
             yield
 

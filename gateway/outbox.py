@@ -252,6 +252,30 @@ class Outbox(Component):
     def wake(self) -> None:
         self._wakeup.set()
 
+    async def claim_for_reply(self, record_id: str, *, via: str = "passive") -> OutboundMessage | None:
+        """Take a still-pending record to answer it in the HTTP response itself (WeChat's passive reply).
+
+        The guarded update makes this exactly-once against the worker: whoever moves it out of
+        `pending` first delivers it. None when the worker was first (or the id is unknown).
+        """
+        now = self._clock()
+        oid = ObjectId(record_id)
+        # update_one + find_one: find_one_and_update slows down as the collection grows (embedded database)
+        claimed = await self._db.outbox.update_one(
+            {"_id": oid, "state": "pending"},
+            {
+                "$set": {"state": "sent", "sent_at": now, "via": via, "attempts": 1},
+                "$push": {"history": {"at": now, "outcome": "sent", "via": via}},
+            },
+        )
+        if claimed.modified_count != 1:
+            return None
+        doc = await self._db.outbox.find_one({"_id": oid}, {"message": 1})
+        if doc is None:
+            return None
+        self.stats["sent"] += 1
+        return OutboundMessage.from_doc(doc["message"])
+
 
 def _describe(exc: Exception) -> str:
     code = getattr(exc, "platform_code", None)
