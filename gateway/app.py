@@ -90,6 +90,7 @@ def create_app(
         bus=bus,
         attachments=attachments,
         renderer=renderer,
+        router=router,
     )
 
     registry.add(
