@@ -66,9 +66,8 @@ def create_app(
     renderer = TemplateRenderer(db)
     notifier = Notifier(ticket_repo, customers, outbox, renderer, public_url=settings.server.public_url)
     notifier.subscribe(events)
-    bus = MessageBus(
-        db, settings.bus, TicketIntake(service, ticket_repo, customers), dispatch=settings.bus.dispatch
-    )
+    router = InboundRouter(TicketIntake(service, ticket_repo, customers))
+    bus = MessageBus(db, settings.bus, router, dispatch=settings.bus.dispatch)
     attachments = GridFSAttachmentStore(db)
     forms = MongoFormStore(db)
 
