@@ -29,7 +29,7 @@ from gateway.notifier import Notifier, Route
 from gateway.outbox import Outbox
 from gateway.templating import TemplateRenderer
 from gateway.tokens import TokenService
-from gateway.wiring import Wiring, installers
+from gateway.wiring import InboundRouter, Wiring, installers
 from ticket_core.events import EventDispatcher
 from ticket_core.model import Ticket
 from ticket_core.repository import MongoCustomerRepository, MongoTicketRepository
