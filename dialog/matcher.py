@@ -54,12 +54,19 @@ _POSTING_BUDGET = 3000
 _CANDIDATES = 40
 _FUZZY_CANDIDATES = 12
 _FUZZY_UNITS_PER_DOC = 6
+# A query term this much rarer than the query's rarest matched term no longer adds new units.
+_SEED_FRACTION = 0.3
+# Keywords and synonyms are fragments: a query that merely contains one is weaker evidence than a
+# query that closely restates a title or a customer phrasing.
+_FRAGMENT_FACTOR = 0.8
 
-# How the signals blend into the 0-100 score.
+# How the signals blend into the 0-100 score, chosen on StackFAQ/BANKING77/CLINC150 (bench/
+# match_quality.py). Coverage ranks worse than the others and adds nothing on top of them, so it is
+# kept for the explanation only.
 _W_BM25 = 0.30
-_W_COVERAGE = 0.25
-_W_UNIT = 0.25
-_W_FUZZY = 0.20
+_W_COVERAGE = 0.0
+_W_UNIT = 0.40
+_W_FUZZY = 0.30
 
 
 @dataclass(frozen=True)
@@ -486,16 +493,20 @@ def _match_in(index: _LanguageIndex, text: str, compiled: CompiledSettings, limi
     pool = heapq.nlargest(_CANDIDATES * 4 if deferred else _CANDIDATES, scores.items(), key=lambda kv: kv[1])
     if deferred:
         rescored: dict[int, float] = {}
-        for key, base in pool:
+        for key, partial in pool:
             doc = index.docs[key]
             for qt in deferred:
-                tfs = doc.term_fields.get(qt.term)
-                if tfs:
-                    base += bm25(qt, doc, tfs)
-            rescored[key] = base
+                found = doc.term_fields.get(qt.term)
+                if found:
+                    partial += bm25(qt, doc, found)
+            rescored[key] = partial
         pool = heapq.nlargest(_CANDIDATES, rescored.items(), key=lambda kv: kv[1])
 
-    scored = [_score_candidate(index, query, idf, origin_idf, origin_mass, key, raw) for key, raw in pool]
+    origin_base = {o: index.idf(o) for o in query.origins}
+    by_rarity = sorted(((qt, idf[qt.term]) for qt in query.terms.values()), key=lambda p: -p[1])
+    scored = [
+        _score_candidate(index, query, by_rarity, origin_base, origin_mass, key, raw) for key, raw in pool
+    ]
     _add_fuzzy(query, scored)
     out: list[Match] = []
     for cand in scored:
@@ -519,7 +530,10 @@ class _Candidate:
     def finish(self, compiled: CompiledSettings) -> Match:
         boost = compiled.category_boosts.get(self.doc.category, 1.0)
         blend = (
-            _W_BM25 * self.bm25 + _W_COVERAGE * self.coverage + _W_UNIT * self.unit_sim + _W_FUZZY * self.fuzzy
+            _W_BM25 * self.bm25
+            + _W_COVERAGE * self.coverage
+            + _W_UNIT * self.unit_sim
+            + _W_FUZZY * self.fuzzy
         )
         score = min(100.0, 100.0 * blend * boost)
         best = self.doc.units[self.best_units[0][1]] if self.best_units else None
@@ -550,8 +564,8 @@ def _display(term: str) -> str:
 def _score_candidate(
     index: _LanguageIndex,
     query: _Query,
-    idf: Mapping[str, float],
-    origin_idf: Mapping[str, float],
+    ordered: Sequence[tuple[_QueryTerm, float]],
+    base: Mapping[str, float],
     origin_mass: float,
     key: int,
     raw_bm25: float,
@@ -562,7 +576,8 @@ def _score_candidate(
     expansions: dict[str, str] = {}
     # unit index -> origin -> best credit within that unit
     unit_credit: dict[int, dict[str, float]] = {}
-    for qt in query.terms.values():
+    seeding_floor = 0.0
+    for qt, term_idf in ordered:
         tfs = doc.term_fields.get(qt.term)
         if tfs is None:
             continue
@@ -573,18 +588,34 @@ def _score_candidate(
         for i, tf in enumerate(tfs):
             if tf:
                 matched.setdefault(FIELD_NAMES[i], []).append(qt.term)
-        for u in doc.unit_postings.get(qt.term, ()):
-            per_origin = unit_credit.setdefault(u, {})
+        units = doc.unit_postings.get(qt.term)
+        if not units:
+            continue
+        # Terms come rarest first. A common word ("my", "的") may only add to units that a rarer
+        # term already found: a unit sharing nothing but common words cannot be the best unit, and
+        # skipping them keeps intents with hundreds of phrasings cheap.
+        seeding = term_idf >= seeding_floor or not unit_credit
+        if not seeding_floor:
+            seeding_floor = term_idf * _SEED_FRACTION
+        for u in units:
+            per_origin = unit_credit.get(u)
+            if per_origin is None:
+                if not seeding:
+                    continue
+                per_origin = unit_credit[u] = {}
             if qt.weight > per_origin.get(qt.origin, 0.0):
                 per_origin[qt.origin] = qt.weight
-    base = {o: index.idf(o) for o in query.origins}
     coverage = sum(base[o] * c for o, c in credit.items()) / origin_mass
     best_units: list[tuple[float, int]] = []
+    epoch = index.epoch
     for u, per_origin in unit_credit.items():
         unit = doc.units[u]
         overlap = sum(base[o] * c for o, c in per_origin.items())
-        dice = 2.0 * overlap / (origin_mass + index.unit_idf_mass(unit))
-        best_units.append((dice * _unit_field_factor(unit.field_idx), u))
+        mass = unit.idf_mass if unit.norm_epoch == epoch else index.unit_idf_mass(unit)
+        dice = 2.0 * overlap / (origin_mass + mass)
+        if unit.field_idx > _PHRASINGS:
+            dice *= _FRAGMENT_FACTOR
+        best_units.append((dice, u))
     best_units.sort(reverse=True)
     missing = sorted(o for o in query.origins if o not in credit)
     # BM25 normalised by the query's own IDF mass: 1.0 would be every term saturated in a top field.
@@ -601,17 +632,11 @@ def _score_candidate(
     )
 
 
-def _unit_field_factor(field_idx: int) -> float:
-    # Keywords and synonyms are fragments: a query that merely contains one is weaker evidence than a
-    # query that closely restates a title or a customer phrasing.
-    return 1.0 if field_idx in (_TITLE, _PHRASINGS) else 0.8
-
-
 def _add_fuzzy(query: _Query, candidates: list[_Candidate]) -> None:
     """rapidfuzz on the top candidates' best units only: the one step whose cost grows with text."""
-    ranked = sorted(
-        range(len(candidates)), key=lambda i: -(candidates[i].bm25 + candidates[i].unit_sim)
-    )[:_FUZZY_CANDIDATES]
+    ranked = sorted(range(len(candidates)), key=lambda i: -(candidates[i].bm25 + candidates[i].unit_sim))[
+        :_FUZZY_CANDIDATES
+    ]
     choices: list[str] = []
     owners: list[int] = []
     for i in ranked:

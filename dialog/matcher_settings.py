@@ -78,7 +78,7 @@ class CompiledSettings:
 class MatchSettings:
     """What an admin tunes. ``threshold`` is on the 0-100 score scale of ``Match.score``."""
 
-    threshold: float = 40.0
+    threshold: float = 48.0
     max_suggestions: int = 3
     field_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_WEIGHTS))
     synonyms: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_SYNONYMS))

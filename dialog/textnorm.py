@@ -41,16 +41,10 @@ _APOSTROPHES = str.maketrans({"'": None, "\u2019": None, "\u2018": None, "`": No
 _INNER_JOINERS = re.compile(r"(?<=[0-9a-z])[-.](?=[0-9a-z])")
 _LATIN_WORD = re.compile(r"[0-9a-z]+")
 
+# Deliberately short: in short support questions "what", "my", "can", "not" carry the intent
+# ("what is your name" vs "change my name"), and IDF already discounts frequent words.
 ENGLISH_STOP_WORDS: frozenset[str] = frozenset(
-    """
-    a an the and or but if then than so as of at by for from in into on onto to with without about
-    over under up down out off again further once here there when where why how what which who whom
-    whose this that these those am is are was were be been being have has had having do does did doing
-    done i me my mine myself we us our ours you your yours he him his she her it its they them their
-    theirs can could would should will shall may might must just also too very s t d ll m re ve
-    any some all both each few more most other such own same only no nor not now
-    please hi hello hey thanks thank dear help need want get got would like know tell let
-    """.split()
+    "a an the of to is are am be been please hi hello hey thanks thank dear".split()
 )
 
 CHINESE_STOP_WORDS: frozenset[str] = frozenset(
