@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from channels.base import ChannelRegistry
+from dialog.knowledge import KnowledgeBase
 from gateway.attachments import GridFSAttachmentStore
 from gateway.bus import MessageBus
 from gateway.config import Settings
@@ -26,5 +27,6 @@ TICKET_SERVICE = web.AppKey("ticket_service", TicketService)
 TOKENS = web.AppKey("tokens", TokenService)
 ATTACHMENTS = web.AppKey("attachments", GridFSAttachmentStore)
 RENDERER = web.AppKey("renderer", TemplateRenderer)
+KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

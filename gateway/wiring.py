@@ -70,4 +70,8 @@ Installer = Callable[[Wiring], None]
 
 def installers() -> list[Installer]:
     """Every installer, in the order they run. Add a line when a channel or bot lands."""
-    return []
+    from gateway import install_dialog
+
+    return [
+        install_dialog.install,
+    ]

@@ -150,6 +150,7 @@ def make_settings(mongo_uri: str, db_name: str, tmp_path: Path) -> SettingsFacto
             mongodb=MongoSettings(uri=Secret(mongo_uri), database=db_name),
             bus=BusSettings(lease_seconds=5, retry_base_seconds=0.05, sweep_interval_seconds=0.5),
             outbox=OutboxSettings(retry_base_seconds=0.05, retry_max_seconds=0.5, poll_interval_seconds=0.2),
+            seed_demo=False,
         )
         changes: dict[str, Any] = {}
         for name, value in sections.items():
