@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     REPO,
     load_banking77,
     load_clinc150,
@@ -39,10 +39,10 @@ from _common import (  # noqa: E402
     machine,
     write_results,
 )
-from rank_bm25 import BM25Okapi  # noqa: E402
+from rank_bm25 import BM25Okapi
 
-from dialog.matcher import Article, KnowledgeMatcher, MatchSettings  # noqa: E402
-from dialog.textnorm import analyze, warm_up  # noqa: E402
+from dialog.matcher import Article, KnowledgeMatcher
+from dialog.textnorm import analyze, warm_up
 
 Query = tuple[str, str]  # (text, expected article id)
 Ranker = Callable[[str], list[str]]
@@ -116,7 +116,7 @@ def stackfaq(quick: bool) -> dict[str, Any]:
         queries: list[Query] = []
         for n, thread in enumerate(threads):
             ident = f"faq-{n}"
-            paraphrases = [p.strip() for p in thread["rephr"]]
+            paraphrases = [(p or "").strip() for p in thread["rephr"]]
             indexed = [p for i, p in enumerate(paraphrases) if i % 2 == fold and p not in ("", "*")]
             held_out = [p for i, p in enumerate(paraphrases) if i % 2 != fold and p not in ("", "*")]
             articles.append(
@@ -223,7 +223,9 @@ TARGETS = {"stackfaq": 0.85, "banking77": 0.93, "clinc150": 0.90, "chinese": 0.9
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="subsample the query sets for a fast run")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -234,12 +236,15 @@ def main() -> None:
         "clinc150": clinc150(args.quick),
         "chinese": chinese(),
     }
-    print(f"{'data set':<11} {'n':>5}  {'matcher@1':>9} {'matcher@3':>9}  {'bm25@1':>7} {'bm25@3':>7}  target@3")
+    print(
+        f"{'data set':<11} {'n':>5}  {'matcher@1':>9} {'matcher@3':>9}  {'bm25@1':>7} {'bm25@3':>7}  target@3"
+    )
     for name, r in results.items():
         m, b = r["matcher"], r["bm25"]
         ok = m["top3"] >= TARGETS[name] and (name in ("clinc150", "chinese") or m["top3"] > b["top3"])
         print(
-            f"{name:<11} {m['n']:>5}  {m['top1']:>9.3f} {m['top3']:>9.3f}  {b['top1']:>7.3f} {b['top3']:>7.3f}"
+            f"{name:<11} {m['n']:>5}  {m['top1']:>9.3f} {m['top3']:>9.3f}  "
+            f"{b['top1']:>7.3f} {b['top3']:>7.3f}"
             f"  >={TARGETS[name]:.2f} {'ok' if ok else 'MISSED'}"
         )
     c = results["clinc150"]

@@ -50,8 +50,8 @@ _TYPO_CUTOFF = 80.0
 
 # Work bounds per query: postings walked in full before common terms switch to candidate lookups,
 # candidates that get the detailed signals, and units per candidate that go to rapidfuzz.
-_POSTING_BUDGET = 3000
-_CANDIDATES = 40
+_POSTING_BUDGET = 1200
+_CANDIDATES = 24
 _FUZZY_CANDIDATES = 12
 _FUZZY_UNITS_PER_DOC = 6
 # A query term this much rarer than the query's rarest matched term no longer adds new units.
@@ -174,6 +174,8 @@ class _Doc:
     term_fields: dict[str, tuple[int, ...]]  # term -> tf per field
     units: list[_Unit]
     unit_postings: dict[str, list[int]]  # term -> indexes into units
+    norms: tuple[float, ...] = ()  # BM25 length normalisation per field, valid for norm_epoch
+    norm_epoch: int = -1
 
 
 @dataclass(slots=True)
@@ -465,11 +467,22 @@ def _match_in(index: _LanguageIndex, text: str, compiled: CompiledSettings, limi
     origin_idf = {o: index.idf(o) * w for o, w in query.origins.items()}
     origin_mass = sum(origin_idf.values()) or 1.0
 
+    epoch = index.epoch
+    w0, w1, w2, w3, w4 = weights
+
     def bm25(qt: _QueryTerm, doc: _Doc, tfs: tuple[int, ...]) -> float:
-        tfw = 0.0
-        for i, tf in enumerate(tfs):
-            if tf:
-                tfw += weights[i] * tf / (1.0 - _B[i] + _B[i] * doc.field_len[i] / avg[i])
+        # The hottest loop of a query: unrolled over the five fields, length norms cached per epoch.
+        if doc.norm_epoch != epoch:
+            doc.norms = tuple(1.0 / (1.0 - _B[i] + _B[i] * doc.field_len[i] / avg[i]) for i in range(5))
+            doc.norm_epoch = epoch
+        n = doc.norms
+        tfw = (
+            w0 * tfs[0] * n[0]
+            + w1 * tfs[1] * n[1]
+            + w2 * tfs[2] * n[2]
+            + w3 * tfs[3] * n[3]
+            + w4 * tfs[4] * n[4]
+        )
         return qt.weight * idf[qt.term] * tfw / (tfw + _K1)
 
     # Candidate generation: rare terms first over their whole posting lists; once the budget is
@@ -490,7 +503,7 @@ def _match_in(index: _LanguageIndex, text: str, compiled: CompiledSettings, limi
             scores[key] = scores.get(key, 0.0) + bm25(qt, index.docs[key], tfs)
     if not scores:
         return []
-    pool = heapq.nlargest(_CANDIDATES * 4 if deferred else _CANDIDATES, scores.items(), key=lambda kv: kv[1])
+    pool = heapq.nlargest(_CANDIDATES * 3 if deferred else _CANDIDATES, scores.items(), key=lambda kv: kv[1])
     if deferred:
         rescored: dict[int, float] = {}
         for key, partial in pool:
@@ -508,11 +521,9 @@ def _match_in(index: _LanguageIndex, text: str, compiled: CompiledSettings, limi
         _score_candidate(index, query, by_rarity, origin_base, origin_mass, key, raw) for key, raw in pool
     ]
     _add_fuzzy(query, scored)
-    out: list[Match] = []
-    for cand in scored:
-        out.append(cand.finish(compiled))
-    out.sort(key=lambda m: -m.score)
-    return out[: max(limit, 1) * 3]
+    # Explanations cost more than scores: build them for the returned few only.
+    best = heapq.nlargest(max(limit, 1), scored, key=lambda c: c.score(compiled))
+    return [cand.finish(compiled) for cand in best]
 
 
 @dataclass(slots=True)
@@ -527,7 +538,7 @@ class _Candidate:
     expansions: dict[str, str]
     fuzzy: float = 0.0
 
-    def finish(self, compiled: CompiledSettings) -> Match:
+    def score(self, compiled: CompiledSettings) -> float:
         boost = compiled.category_boosts.get(self.doc.category, 1.0)
         blend = (
             _W_BM25 * self.bm25
@@ -535,7 +546,11 @@ class _Candidate:
             + _W_UNIT * self.unit_sim
             + _W_FUZZY * self.fuzzy
         )
-        score = min(100.0, 100.0 * blend * boost)
+        return min(100.0, 100.0 * blend * boost)
+
+    def finish(self, compiled: CompiledSettings) -> Match:
+        boost = compiled.category_boosts.get(self.doc.category, 1.0)
+        score = self.score(compiled)
         best = self.doc.units[self.best_units[0][1]] if self.best_units else None
         found = sorted({t for terms in self.matched.values() for t in terms})
         explanation = Explanation(

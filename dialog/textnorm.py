@@ -60,30 +60,26 @@ CHINESE_STOP_WORDS: frozenset[str] = frozenset(
 DEFAULT_STOP_WORDS: frozenset[str] = ENGLISH_STOP_WORDS | CHINESE_STOP_WORDS
 
 
+_CJK_CLASS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CJK_RANGES)
+_CJK_RUN = re.compile(f"([{_CJK_CLASS}]+)")
+# Punctuation, symbols and controls carry no meaning for matching; "_" is \w but is punctuation here.
+_NOT_WORD = re.compile(r"[^\w\s]|_")
+
+
 def is_cjk(char: str) -> bool:
     code = ord(char)
     return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
-
-
-def _fold_char(char: str) -> str:
-    if char.isspace():
-        return " "
-    category = unicodedata.category(char)
-    # P* punctuation, S* symbols, C* controls: none of them carries meaning for matching.
-    if category[0] in "PSC":
-        return " "
-    return char
 
 
 @lru_cache(maxsize=4096)
 def normalize(text: str) -> str:
     """Width, script, case and punctuation folding; whitespace collapsed to single spaces."""
     text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
-    if any(is_cjk(c) for c in text):
+    if _CJK_RUN.search(text):
         text = zhconv.convert(text, "zh-cn")
     text = text.casefold()
     text = _INNER_JOINERS.sub("", text)
-    return " ".join("".join(_fold_char(c) for c in text).split())
+    return " ".join(_NOT_WORD.sub(" ", text).split())
 
 
 _VOWELS = frozenset("aeiouy")
@@ -171,11 +167,10 @@ def warm_up() -> None:
 
 def _runs(text: str) -> Iterable[tuple[bool, str]]:
     """Split normalised text into maximal CJK and non-CJK runs."""
-    start = 0
-    for i in range(1, len(text) + 1):
-        if i == len(text) or is_cjk(text[i]) != is_cjk(text[start]):
-            yield is_cjk(text[start]), text[start:i]
-            start = i
+    # re.split with a capturing group alternates: non-CJK, CJK, non-CJK, ...
+    for i, run in enumerate(_CJK_RUN.split(text)):
+        if run:
+            yield i % 2 == 1, run
 
 
 @dataclass(frozen=True, slots=True)
