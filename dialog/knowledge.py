@@ -164,6 +164,9 @@ class KnowledgeBase:
             raise NotFound(f"no article {article_id!r}")
         return doc
 
+    async def exists(self, article_id: str) -> bool:
+        return await self._db.articles.find_one({"_id": article_id}, {"_id": 1}) is not None
+
     async def save(self, raw: Mapping[str, Any], *, actor: str) -> tuple[dict[str, Any], str]:
         """Create or update; returns the stored article and "created", "updated" or "unchanged"."""
         article = clean_article(raw)
@@ -205,6 +208,34 @@ class KnowledgeBase:
         await asyncio.to_thread(self.matcher.upsert, _to_article(stored))
         await self._bump_version()
         return stored, outcome
+
+    async def search(
+        self,
+        *,
+        locale: str | None = None,
+        category: str | None = None,
+        published: bool | None = None,
+        text: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Stored articles (published or not) in id order, for the admin list and export.
+        `text` is a case-insensitive substring of the id, title, keywords or phrasings: the embedded
+        database refuses text indexes, and an admin list is small enough for a regex scan."""
+        query: dict[str, Any] = {}
+        if locale is not None:
+            query["locale"] = locale
+        if category is not None:
+            query["category"] = category
+        if published is not None:
+            query["published"] = published
+        if text:
+            pattern = {"$regex": re.escape(text[:200]), "$options": "i"}
+            query["$or"] = [{name: pattern} for name in ("_id", "title", "keywords", "phrasings")]
+        if after:
+            query["_id"] = {"$gt": after}
+        cursor = self._db.articles.find(query).sort("_id", 1).limit(limit)
+        return [doc async for doc in cursor]
 
     async def delete(self, article_id: str) -> None:
         result = await self._db.articles.delete_one({"_id": article_id})
@@ -277,6 +308,14 @@ class KnowledgeBase:
         return [
             Suggestion(a.id, a.title, 100.0, self.url(a.id), summary_of(a.body), a.category)
             for a in found[:limit]
+        ]
+
+    def by_ids(self, ids: Sequence[str]) -> list[Suggestion]:
+        found = [self.matcher.get(i) for i in ids]
+        return [
+            Suggestion(a.id, a.title, 100.0, self.url(a.id), summary_of(a.body), a.category)
+            for a in found
+            if a is not None
         ]
 
     def articles(self) -> Sequence[Article]:

@@ -104,9 +104,7 @@ class Notifier:
             "event": event,
             "public_url": self._public_url,
             "customer_name": customer.name or "",
-            "status_label": STATUS_LABELS["zh-CN" if locale.startswith("zh") else "en"].get(
-                ticket.status, ticket.status
-            ),
+            "status_label": _status_label(getattr(event, "new", ticket.status), locale),
             **extra,
         }
         rendered = await self._renderer.render(name, route.channel, locale, context)

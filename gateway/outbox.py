@@ -79,8 +79,13 @@ class Outbox(Component):
         idempotency_key: str,
         ticket_id: str | None = None,
         event: str | None = None,
+        hold_seconds: float = 0.0,
     ) -> str:
-        """Store the message for delivery; the same key twice stores it once (returns the first id)."""
+        """Store the message for delivery; the same key twice stores it once (returns the first id).
+
+        `hold_seconds` keeps the worker away for a while so the request that caused the message can
+        still take it as a passive reply (`claim_for_reply`); otherwise the worker sends it after the hold.
+        """
         now = self._clock()
         doc = {
             "_id": ObjectId(),
@@ -94,7 +99,7 @@ class Outbox(Component):
             "state": "pending",
             "attempts": 0,
             "rate_limited": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": now + timedelta(seconds=hold_seconds),
             "created_at": now,
             "history": [],
         }
