@@ -70,8 +70,9 @@ Installer = Callable[[Wiring], None]
 
 def installers() -> list[Installer]:
     """Every installer, in the order they run. Add a line when a channel or bot lands."""
-    from gateway import install_dialog
+    from gateway import install_dialog, install_knowledge
 
     return [
         install_dialog.install,
+        install_knowledge.install,
     ]

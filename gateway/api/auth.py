@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -9,14 +11,17 @@ from gateway.appkeys import PRINCIPAL, TOKENS
 from gateway.http_errors import error_response
 from gateway.tokens import Principal
 
-PUBLIC_API = ("/api/v1/openapi.json", "/api/v1/suggest")
+PUBLIC_API = ("/api/v1/openapi.json", "/api/v1/suggest", "/api/v1/deflections")
+# Customers' feedback on an article comes from public pages (rate-limited there, not authenticated).
+PUBLIC_API_PATTERN = re.compile(r"^/api/v1/articles/[^/]+/feedback$")
 WRITE_ROLES = ("admin", "agent")
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
-    if not path.startswith("/api/v1/") or path in PUBLIC_API or request.method == "OPTIONS":
+    public = path in PUBLIC_API or PUBLIC_API_PATTERN.match(path) is not None
+    if not path.startswith("/api/v1/") or public or request.method == "OPTIONS":
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -45,3 +50,10 @@ def principal(request: web.Request) -> Principal:
     value = request.get(PRINCIPAL)
     assert isinstance(value, Principal), "route is not behind auth_middleware"
     return value
+
+
+def require_role(request: web.Request, *roles: str) -> None:
+    """For routes narrower than the middleware's rule (articles and matching settings: admin only)."""
+    who = principal(request)
+    if who.role not in roles:
+        raise web.HTTPForbidden(reason="Forbidden", text=f"the {who.role} role cannot do this")
