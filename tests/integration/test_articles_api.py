@@ -63,7 +63,9 @@ async def test_crud_versions_and_stats(settings: Any, mongo: Any) -> None:
         assert versions["items"][0]["article"]["title"] == "打印机卡纸怎么办"
         # a POST without an id gets one
         res = await client.post(
-            "/api/v1/articles", json={"title": "No id given", "locale": "en", "published": False}, headers=admin
+            "/api/v1/articles",
+            json={"title": "No id given", "locale": "en", "published": False},
+            headers=admin,
         )
         no_id = (await res.json())["id"]
         assert res.status == 201 and no_id.startswith("a-")
@@ -79,7 +81,9 @@ async def test_crud_versions_and_stats(settings: Any, mongo: Any) -> None:
             await client.get(f"/api/v1/articles?limit=2&cursor={page['next']}", headers=admin)
         ).json()
         assert len(rest["items"]) == 1 and rest["next"] is None
-        assert [a["id"] for a in page["items"] + rest["items"]] == sorted([no_id, "printer-jam", "router-wifi"])
+        assert [a["id"] for a in page["items"] + rest["items"]] == sorted(
+            [no_id, "printer-jam", "router-wifi"]
+        )
 
         async def ids(query: str) -> list[str]:
             res = await client.get(f"/api/v1/articles?{query}", headers=admin)
