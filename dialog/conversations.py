@@ -136,6 +136,14 @@ class ConversationStore:
     async def expired(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
         cursor = self._db.conversations.find(
             {"state": {"$in": ["suggesting", "confirming", "collecting"]}, "expires_at": {"$lt": now}},
-            {"key": 1, "channel": 1, "account": 1, "expires_at": 1, "locale": 1},
+            {
+                "key": 1,
+                "channel": 1,
+                "account": 1,
+                "expires_at": 1,
+                "locale": 1,
+                "identity": 1,
+                "reply_to": 1,
+            },
         ).limit(limit)
         return [doc async for doc in cursor]

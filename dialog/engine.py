@@ -46,6 +46,7 @@ class _Turn:
     outbox_ids: list[str] = dataclasses.field(default_factory=list)
     result: Result = dataclasses.field(default_factory=dict)
     sent: int = 0
+    rules: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def locale(self) -> str:
@@ -92,6 +93,8 @@ class DialogEngine:
         await self._dispatch(turn)
         conv.turns += 1
         result = {**turn.result, "outbox_ids": turn.outbox_ids}
+        if turn.rules:
+            result["rules"] = turn.rules
         conv.remember(record_id, result)
         await self._conversations.save(conv, now)
         return result
@@ -502,8 +505,7 @@ class DialogEngine:
         t.conv.category = outcome.category or t.conv.category
         t.conv.priority = outcome.priority or t.conv.priority
         t.conv.tags = sorted({*t.conv.tags, *outcome.tags})
-        if outcome.fired:
-            t.result["rules"] = list(outcome.fired)
+        t.rules += outcome.fired
         return outcome
 
 

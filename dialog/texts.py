@@ -79,6 +79,7 @@ STATUS_NAMES = {
 }
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 def say(key: str, locale: str, **values: object) -> str:
@@ -87,12 +88,15 @@ def say(key: str, locale: str, **values: object) -> str:
 
 
 def detect_locale(text: str, fallback: str | None = None) -> str:
-    """zh-CN when the text has Chinese characters; otherwise the channel's hint, else English."""
+    """zh-CN when the text has Chinese characters, en when it is a sentence of Latin words; otherwise the
+    channel's or customer's hint ("ok" from a WeChat user is still a Chinese speaker), else zh-CN."""
     if _CJK.search(text):
         return "zh-CN"
+    if len(_LATIN_WORD.findall(text)) >= 3:
+        return "en"
     if fallback:
         return "zh-CN" if fallback.lower().startswith("zh") else "en"
-    return "en" if text.strip() else "zh-CN"
+    return "zh-CN"
 
 
 def _norm(text: str) -> str:
