@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
+from gateway import kb_cli
 from gateway.config import Settings, describe, load_settings
 from gateway.database import Database
 from gateway.tokens import ROLES, TokenService
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--role", choices=ROLES, required=True)
     create.add_argument("--name", required=True)
     sub.add_parser("doctor", help="check the configuration and the reachability of each channel")
+    kb_cli.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("OMNIGATE_LOG_LEVEL", "INFO"),
@@ -145,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "doctor":
             return asyncio.run(_doctor(settings))
+        if args.command == "kb":
+            return asyncio.run(kb_cli.run(args, settings))
     except OmnigateError as exc:
         print(f"omnigate: {exc}", file=sys.stderr)
         return 2
