@@ -25,7 +25,7 @@ def corpora_dir() -> Path:
     """The shared corpora: $OMNIGATE_CORPORA, else shared/corpora beside the checkout (CI's layout)."""
     env = os.environ.get("OMNIGATE_CORPORA")
     candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared" / "corpora", Path("/work/shared/corpora")]
+    candidates += [REPO.parent / "shared" / "corpora"]
     for path in candidates:
         if (path / "knowledge").is_dir():
             return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -150,12 +151,25 @@ def validate_submission(form: FormDefinition, data: Mapping[str, str]) -> dict[s
 
 
 class MongoFormStore:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Form definitions, cached for a few seconds: every submission needs one, and a database read per
+    submission would cost intake a large share of the database's capacity."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, cache_seconds: float = 5.0) -> None:
         self._db = db
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, FormDefinition | None]] = {}
 
     async def get(self, name: str) -> FormDefinition | None:
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and now - hit[0] < self._cache_seconds:
+            return hit[1]
         doc = await self._db.forms.find_one({"name": name})
-        return FormDefinition.from_doc(doc) if doc else None
+        form = FormDefinition.from_doc(doc) if doc else None
+        if len(self._cache) > 1000:  # unknown names must not grow it without bound
+            self._cache.clear()
+        self._cache[name] = (now, form)
+        return form
 
     async def seed_default(self) -> bool:
         """Store the default `support` form when it is missing; True when it was added."""
