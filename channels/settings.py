@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ticket_core.secret import Secret
@@ -16,6 +17,14 @@ class WeChatAccount:
     encoding_aes_key: Secret = field(default_factory=lambda: Secret(""))
     mode: str = "safe"
     api_base_url: str = "https://api.weixin.qq.com"
+    # Ticket event (ticket_created, status_changed, public_reply, solved) -> template id, used outside
+    # the customer-service window.
+    templates: Mapping[str, str] = field(default_factory=dict)
+    # Menu CLICK key -> action: start_report, check_status, human, top_articles:<category>.
+    menu: Mapping[str, str] = field(default_factory=dict)
+    reply_budget_seconds: float = 3.0  # how long a callback waits for a passive reply (deadline 5 s)
+    locale: str = "zh-CN"
+    max_body_bytes: int = 64 * 1024
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("idempotency_key", ASCENDING)], unique=True),
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)]),
         IndexModel([("ticket_id", ASCENDING)]),
+        IndexModel([("platform_id", ASCENDING)], sparse=True),  # WeChat TEMPLATESENDJOBFINISH lookup
     ],
     "customers": [
         IndexModel([("identities.key", ASCENDING)], unique=True, sparse=True),
@@ -166,6 +167,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("event", ASCENDING), ("channel", ASCENDING), ("locale", ASCENDING)], unique=True)
     ],
     "leases": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600)],
+    "wechat_nonces": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
 }
 
 

@@ -70,9 +70,10 @@ Installer = Callable[[Wiring], None]
 
 def installers() -> list[Installer]:
     """Every installer, in the order they run. Add a line when a channel or bot lands."""
-    from gateway import install_dialog, install_knowledge
+    from gateway import install_dialog, install_knowledge, install_wechat
 
     return [
         install_dialog.install,
         install_knowledge.install,
+        install_wechat.install,
     ]
