@@ -26,6 +26,10 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.wechat.crypto import WeChatMessageCrypto
+from channels.wechat.signing import msg_signature, plain_signature
+from channels.wechat.xml_parse import parse_xml_fields
+
 WINDOW_SECONDS = 48 * 3600
 WINDOW_QUOTA = 5
 MAX_TEXT_BYTES = 2048
@@ -300,4 +304,78 @@ class FakeWeChatApi:
             body=data,
             content_type=content_type,
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+
+# -- the platform's side of callbacks ---------------------------------------------------------------
+
+
+@dataclass
+class WeChatCallbackSigner:
+    """Builds callback requests as WeChat sends them: query string signed with the token, body in
+    clear (plaintext mode) or wrapped in an `Encrypt` envelope signed by `msg_signature` (safe and
+    compatible modes). Also opens the gateway's encrypted passive replies."""
+
+    token: str
+    mode: str = "plaintext"
+    encoding_aes_key: str = ""
+    app_id: str = ""
+    official_account: str = "gh_test000001"
+    clock: Callable[[], float] = time.time
+
+    def _crypto(self) -> WeChatMessageCrypto:
+        return WeChatMessageCrypto(self.encoding_aes_key, self.app_id)
+
+    def sign(
+        self, xml: str | bytes, *, timestamp: float | None = None, nonce: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        ts = str(int(self.clock() if timestamp is None else timestamp))
+        nonce = nonce or secrets.token_hex(6)
+        body = xml.encode("utf-8") if isinstance(xml, str) else xml
+        query = {"timestamp": ts, "nonce": nonce, "signature": plain_signature(self.token, ts, nonce)}
+        if self.mode != "plaintext":
+            encrypt = self._crypto().encrypt(body)
+            body = (
+                f"<xml><ToUserName><![CDATA[{self.official_account}]]></ToUserName>"
+                f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+            ).encode()
+            query["encrypt_type"] = "aes"
+            query["msg_signature"] = msg_signature(self.token, ts, nonce, encrypt)
+        return query, body
+
+    def echo_query(self, echostr: str) -> dict[str, str]:
+        ts, nonce = str(int(self.clock())), secrets.token_hex(6)
+        return {
+            "timestamp": ts,
+            "nonce": nonce,
+            "signature": plain_signature(self.token, ts, nonce),
+            "echostr": echostr,
+        }
+
+    def open_reply(self, body: str) -> dict[str, Any]:
+        """The passive reply's fields; in safe mode its signature is checked and it is decrypted."""
+        fields = parse_xml_fields(body.encode())
+        if "Encrypt" not in fields:
+            return fields
+        expected = msg_signature(self.token, fields["TimeStamp"], fields["Nonce"], fields["Encrypt"])
+        if expected != fields["MsgSignature"]:
+            raise AssertionError("passive reply signature does not verify")
+        return parse_xml_fields(self._crypto().decrypt(fields["Encrypt"]))
+
+    def text(self, openid: str, content: str, *, msg_id: int | str, create_time: float | None = None) -> str:
+        return (
+            f"<xml><ToUserName><![CDATA[{self.official_account}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{int(self.clock() if create_time is None else create_time)}</CreateTime>"
+            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
+            f"<MsgId>{msg_id}</MsgId></xml>"
+        )
+
+    def event(self, openid: str, event: str, *, key: str | None = None, extra: str = "") -> str:
+        key_xml = f"<EventKey><![CDATA[{key}]]></EventKey>" if key is not None else ""
+        return (
+            f"<xml><ToUserName><![CDATA[{self.official_account}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{int(self.clock())}</CreateTime>"
+            f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>{key_xml}{extra}</xml>"
         )

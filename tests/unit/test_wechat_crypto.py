@@ -1,8 +1,6 @@
 import base64
 import json
-import os
 import struct
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -20,9 +18,9 @@ from channels.wechat.errors import (
 )
 from channels.wechat.signing import CallbackVerifier, InMemoryNonceCache, msg_signature, plain_signature
 from channels.wechat.xml_parse import parse_callback_xml, parse_xml_fields
+from tests.conftest import CORPORA
 from ticket_core.errors import InvalidInput
 
-CORPORA = Path(os.environ.get("OMNIGATE_CORPORA", "/work/shared/corpora"))
 VECTORS = json.loads((CORPORA / "wechat/crypto_vectors.json").read_text())
 CAPTURE = json.loads((CORPORA / "wechat/safe_mode_capture/safe_mode_request.json").read_text())
 CAPTURE_TOKEN = "dczmnau31ea9nzcn13i91uedjdal"

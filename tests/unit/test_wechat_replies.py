@@ -1,7 +1,5 @@
 import json
-import os
 import unicodedata
-from pathlib import Path
 
 import pytest
 from wechatpy.crypto import WeChatCrypto
@@ -17,9 +15,9 @@ from channels.wechat.replies import (
 )
 from channels.wechat.signing import msg_signature
 from channels.wechat.xml_parse import parse_callback_xml, parse_xml_fields
+from tests.conftest import CORPORA
 from ticket_core.errors import InvalidInput
 
-CORPORA = Path(os.environ.get("OMNIGATE_CORPORA", "/work/shared/corpora"))
 VECTORS = json.loads((CORPORA / "wechat/crypto_vectors.json").read_text())
 
 

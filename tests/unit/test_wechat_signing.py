@@ -1,6 +1,4 @@
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +12,9 @@ from channels.wechat.signing import (
     verify_msg_signature,
     verify_signature,
 )
+from tests.conftest import CORPORA
 from ticket_core.errors import InvalidInput
 
-CORPORA = Path(os.environ.get("OMNIGATE_CORPORA", "/work/shared/corpora"))
 CAPTURE = json.loads((CORPORA / "wechat/safe_mode_capture/safe_mode_request.json").read_text())
 TOKEN = "dczmnau31ea9nzcn13i91uedjdal"  # the capture's own token (SOURCES.md)
 CAPTURE_TS = float(CAPTURE["query"]["timestamp"])

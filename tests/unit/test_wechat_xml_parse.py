@@ -1,14 +1,12 @@
-import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from channels.wechat.errors import XmlRejected
 from channels.wechat.xml_parse import WeChatPayload, parse_callback_xml, parse_xml_fields
+from tests.conftest import CORPORA
 from ticket_core.errors import InvalidInput
 
-CORPORA = Path(os.environ.get("OMNIGATE_CORPORA", "/work/shared/corpora"))
 XML_DIR = CORPORA / "wechat/wechatpy_xml"
 XML_FILES = sorted(XML_DIR.glob("*.xml"))
 

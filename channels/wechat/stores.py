@@ -1,0 +1,241 @@
+"""MongoDB-backed state the WeChat channel shares between gateway processes.
+
+- `MongoNonceCache`: the replay cache (`wechat_nonces`, a TTL collection keyed by `_id`).
+- `MongoTokenStore`: one `channel_state` document per app id holding the access token and the
+  refresh lease.
+- `CustomerServiceWindow`: per follower, when the customer-service window opened and how many
+  messages it still allows.
+- `MongoDeliveryLog`: TEMPLATESENDJOBFINISH results written onto the outbox record.
+
+Hot paths use inserts and `update_one` by `_id` with a guard (DESIGN.md section 5: the embedded
+database makes `find_one_and_update` slow as a collection grows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from channels.wechat.api_client import AccessToken
+from ticket_core.errors import StorageUnavailable
+
+Db = AsyncDatabase[dict[str, Any]]
+Clock = Callable[[], float]
+DUPLICATE_KEY = 11000
+
+#: After a user's message: 5 customer-service messages within 48 hours.
+MESSAGE_WINDOW_SECONDS = 48 * 3600.0
+MESSAGE_WINDOW_QUOTA = 5
+#: After a menu click, a follow or a QR scan: 3 messages within one minute.
+EVENT_WINDOW_SECONDS = 60.0
+EVENT_WINDOW_QUOTA = 3
+
+
+class MongoNonceCache:
+    """`NonceCache` over a TTL collection. Concurrent callbacks are batched into one
+    `insert_many(ordered=False)` (group commit): a nonce insert is on every callback's path, and the
+    embedded database does ~350 single inserts per second but several times that in batches."""
+
+    def __init__(self, db: Db, *, collection: str = "wechat_nonces", clock: Clock = time.time) -> None:
+        self._coll = db[collection]
+        # The wall clock, not the gateway's (possibly shifted) one: the TTL monitor uses real time.
+        self._clock = clock
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._flush_lock = asyncio.Lock()
+
+    async def add_if_absent(self, key: str, *, ttl_seconds: float) -> bool:
+        now = self._clock()
+        expires_at = datetime.fromtimestamp(now + ttl_seconds, UTC)
+        doc: dict[str, Any] = {"_id": key, "expires_at": expires_at}
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((doc, fut))
+        # Whoever holds the lock flushes everything queued so far; later holders find their future done.
+        async with self._flush_lock:
+            if not fut.done():
+                batch, self._pending = self._pending, []
+                await self._flush(batch)
+        fresh = await fut
+        if not fresh:
+            fresh = await self._reclaim_expired(key, expires_at, now)
+        return fresh
+
+    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        failed: dict[int, int] = {}
+        try:
+            await self._coll.insert_many([doc for doc, _ in batch], ordered=False)
+        except BulkWriteError as exc:
+            failed = {err["index"]: err.get("code", 0) for err in exc.details.get("writeErrors", [])}
+        except BaseException as exc:  # including cancellation: nobody may wait forever
+            error = StorageUnavailable(f"nonce cache unavailable: {exc}")
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(error)
+            if isinstance(exc, PyMongoError):
+                return
+            raise
+        for index, (_, fut) in enumerate(batch):
+            code = failed.get(index)
+            if code is None:
+                fut.set_result(True)
+            elif code == DUPLICATE_KEY:
+                fut.set_result(False)
+            else:
+                fut.set_exception(StorageUnavailable(f"nonce cache write failed (code {code})"))
+
+    async def _reclaim_expired(self, key: str, expires_at: datetime, now: float) -> bool:
+        """The TTL monitor runs about once a minute: an expired entry may still be there."""
+        try:
+            result = await self._coll.update_one(
+                {"_id": key, "expires_at": {"$lt": datetime.fromtimestamp(now, UTC)}},
+                {"$set": {"expires_at": expires_at}},
+            )
+        except PyMongoError as exc:
+            raise StorageUnavailable(f"nonce cache unavailable: {exc}") from exc
+        return result.modified_count == 1
+
+
+class MongoTokenStore:
+    """`TokenStore` in `channel_state`: `_id` and `key` are `wechat_token:<app_id>`."""
+
+    def __init__(self, db: Db, *, clock: Clock = time.time) -> None:
+        self._coll = db["channel_state"]
+        self._clock = clock
+
+    @staticmethod
+    def _key(app_id: str) -> str:
+        return f"wechat_token:{app_id}"
+
+    async def get(self, app_id: str) -> AccessToken | None:
+        doc = await self._coll.find_one({"_id": self._key(app_id)}, {"token": 1, "expires_at": 1})
+        if not doc or not doc.get("token"):
+            return None
+        return AccessToken(value=str(doc["token"]), expires_at=float(doc["expires_at"]))
+
+    async def put(self, app_id: str, token: AccessToken) -> None:
+        key = self._key(app_id)
+        await self._coll.update_one(
+            {"_id": key},
+            {"$set": {"key": key, "token": token.value, "expires_at": token.expires_at}},
+            upsert=True,
+        )
+
+    async def acquire_lease(self, app_id: str, owner: str, ttl_seconds: float) -> bool:
+        key = self._key(app_id)
+        now = self._clock()
+        lease = {"lease_owner": owner, "lease_until": now + ttl_seconds}
+        result = await self._coll.update_one(
+            {
+                "_id": key,
+                "$or": [
+                    {"lease_owner": None},
+                    {"lease_owner": owner},
+                    {"lease_until": {"$lt": now}},
+                ],
+            },
+            {"$set": lease},
+        )
+        if result.matched_count == 1:
+            return True
+        try:  # no document yet, or someone else holds the lease: an insert tells which
+            await self._coll.insert_one({"_id": key, "key": key, **lease})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def release_lease(self, app_id: str, owner: str) -> None:
+        await self._coll.update_one(
+            {"_id": self._key(app_id), "lease_owner": owner},
+            {"$set": {"lease_owner": None, "lease_until": 0.0}},
+        )
+
+
+class CustomerServiceWindow:
+    """Per follower: which customer-service windows are open and how much quota each has left.
+
+    The platform is the authority (45015/45047 close a window we thought open); this record lets the
+    sender choose a template message without first burning a failed call, and keeps several
+    processes in agreement. Quota is taken before a send by a guarded `$inc`.
+    """
+
+    def __init__(self, db: Db, account: str, *, clock: Clock = time.time) -> None:
+        self._coll = db["channel_state"]
+        self._account = account
+        self._clock = clock
+
+    def _key(self, openid: str) -> str:
+        return f"wechat_window:{self._account}:{openid}"
+
+    async def _open(self, openid: str, at: float, *, kind: str, quota: int) -> None:
+        key = self._key(openid)
+        stamp, left = f"{kind}_at", f"{kind}_left"
+        # Only a newer interaction resets the quota: WeChat's retries of one message must not.
+        result = await self._coll.update_one(
+            {"_id": key, stamp: {"$lt": at}}, {"$set": {stamp: at, left: quota}}
+        )
+        if result.matched_count:
+            return
+        base: dict[str, Any] = {"_id": key, "key": key, "msg_at": 0.0, "msg_left": 0, "evt_at": 0.0}
+        base.update({"evt_left": 0, stamp: at, left: quota})
+        try:
+            await self._coll.insert_one(base)
+        except DuplicateKeyError:
+            pass  # exists with an equal or newer interaction
+
+    async def user_wrote(self, openid: str, at: float) -> None:
+        await self._open(openid, min(at, self._clock()), kind="msg", quota=MESSAGE_WINDOW_QUOTA)
+
+    async def user_interacted(self, openid: str, at: float) -> None:
+        """A menu click, a follow or a QR scan."""
+        await self._open(openid, min(at, self._clock()), kind="evt", quota=EVENT_WINDOW_QUOTA)
+
+    async def reserve(self, openid: str) -> bool:
+        """Take one message of quota; False when no window is open (send a template instead)."""
+        now = self._clock()
+        for kind, length in (("msg", MESSAGE_WINDOW_SECONDS), ("evt", EVENT_WINDOW_SECONDS)):
+            result = await self._coll.update_one(
+                {"_id": self._key(openid), f"{kind}_at": {"$gt": now - length}, f"{kind}_left": {"$gt": 0}},
+                {"$inc": {f"{kind}_left": -1}},
+            )
+            if result.modified_count == 1:
+                return True
+        return False
+
+    async def refund(self, openid: str) -> None:
+        """A send that failed for another reason used no quota at the platform."""
+        now = self._clock()
+        await self._coll.update_one(
+            {"_id": self._key(openid), "msg_at": {"$gt": now - MESSAGE_WINDOW_SECONDS}},
+            {"$inc": {"msg_left": 1}},
+        )
+
+    async def close(self, openid: str) -> None:
+        """The platform said the window is closed or used up (45015/45047)."""
+        await self._coll.update_one({"_id": self._key(openid)}, {"$set": {"msg_left": 0, "evt_left": 0}})
+
+    async def state(self, openid: str) -> dict[str, Any] | None:
+        return await self._coll.find_one({"_id": self._key(openid)})
+
+
+class MongoDeliveryLog:
+    """Writes a template message's final delivery status (TEMPLATESENDJOBFINISH) on its outbox record."""
+
+    def __init__(self, db: Db, *, clock: Clock = time.time) -> None:
+        self._coll = db["outbox"]
+        self._clock = clock
+
+    async def record(self, platform_id: str, status: str) -> bool:
+        at = datetime.fromtimestamp(self._clock(), UTC)
+        result = await self._coll.update_one(
+            {"platform_id": platform_id, "channel": "wechat"},
+            {
+                "$set": {"delivery": {"status": status, "at": at}},
+                "$push": {"history": {"at": at, "outcome": "delivery", "status": status}},
+            },
+        )
+        return result.matched_count == 1
