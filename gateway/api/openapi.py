@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api import kb_openapi
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -257,6 +259,9 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+DOCUMENT["components"]["schemas"].update(kb_openapi.SCHEMAS)
+DOCUMENT["paths"].update(kb_openapi.PATHS)
 
 
 async def openapi(request: web.Request) -> web.Response:

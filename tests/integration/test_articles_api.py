@@ -236,3 +236,29 @@ async def test_try_it_shows_scores_and_explanations_side_by_side(settings: Any) 
         # without proposed settings only the current ranking is answered
         body = await (await client.post("/api/v1/articles/match", json={"q": "wifi"}, headers=admin)).json()
         assert "proposed" not in body and body["current"]["items"][0]["id"] == "router-wifi"
+
+
+async def test_openapi_describes_the_knowledge_endpoints(settings: Any) -> None:
+    async with running_app(settings) as client:
+        doc = await (await client.get("/api/v1/openapi.json")).json()
+        paths, schemas = doc["paths"], doc["components"]["schemas"]
+        assert set(paths["/api/v1/articles"]) == {"get", "post"}
+        assert set(paths["/api/v1/articles/{id}"]) == {"get", "put", "delete"}
+        for path in (
+            "/api/v1/articles/{id}/versions",
+            "/api/v1/articles/{id}/feedback",
+            "/api/v1/articles/match",
+            "/api/v1/settings/matching",
+            "/api/v1/suggest",
+            "/api/v1/deflections",
+        ):
+            assert path in paths
+        assert paths["/api/v1/suggest"]["get"]["security"] == []
+
+        def refs(node: Any) -> list[str]:
+            if isinstance(node, dict):
+                return [node["$ref"]] * ("$ref" in node) + [r for v in node.values() for r in refs(v)]
+            return [r for v in node for r in refs(v)] if isinstance(node, list) else []
+
+        for ref in refs(doc):
+            assert ref.removeprefix("#/components/schemas/") in schemas, ref
