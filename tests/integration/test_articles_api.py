@@ -257,7 +257,8 @@ async def test_openapi_describes_the_knowledge_endpoints(settings: Any) -> None:
 
         def refs(node: Any) -> list[str]:
             if isinstance(node, dict):
-                return [node["$ref"]] * ("$ref" in node) + [r for v in node.values() for r in refs(v)]
+                own = [node["$ref"]] if "$ref" in node else []
+                return own + [r for v in node.values() for r in refs(v)]
             return [r for v in node for r in refs(v)] if isinstance(node, list) else []
 
         for ref in refs(doc):
