@@ -176,27 +176,40 @@ async def test_threshold_change_takes_effect_on_the_next_match_without_restart(
         admin = await token(client)
         for article in (JAM, WIFI):
             assert (await client.post("/api/v1/articles", json=article, headers=admin)).status == 201
-        query = "打印机卡纸了"
-        first = await (await client.get("/api/v1/suggest", params={"q": query, "locale": "zh-CN"})).json()
-        assert [i["id"] for i in first["items"]] == ["printer-jam"]
+        # `threshold` governs English articles (Chinese ones may have their own, below)
+        query = "wifi keeps dropping"
+        first = await (await client.get("/api/v1/suggest", params={"q": query, "locale": "en"})).json()
+        assert [i["id"] for i in first["items"]] == ["router-wifi"]
         score = first["items"][0]["score"]
         assert score < 100
         res = await client.put("/api/v1/settings/matching", json={"threshold": 100}, headers=admin)
         assert res.status == 200 and (await res.json())["threshold"] == 100
-        assert await _suggest_ids(client, query, "zh-CN") == []
+        assert await _suggest_ids(client, query, "en") == []
         # another gateway process sharing the database sees the change on its next refresh
         other = KnowledgeBase(mongo, public_url="http://other")
         await other.load()
-        assert other.settings.threshold == 100 and other.suggest(query, locale="zh-CN") == []
+        assert other.settings.threshold == 100 and other.suggest(query, locale="en") == []
         res = await client.put(
             "/api/v1/settings/matching", json={"threshold": max(score - 1, 0)}, headers=admin
         )
         assert res.status == 200
-        assert await _suggest_ids(client, query, "zh-CN") == ["printer-jam"]
+        assert await _suggest_ids(client, query, "en") == ["router-wifi"]
         assert await other.refresh() is True
-        assert [s.article_id for s in other.suggest(query, locale="zh-CN")] == ["printer-jam"]
+        assert [s.article_id for s in other.suggest(query, locale="en")] == ["router-wifi"]
         stored = await (await client.get("/api/v1/settings/matching", headers=admin)).json()
         assert stored["threshold"] == max(score - 1, 0) and "title" in stored["field_weights"]
+        if "locale_thresholds" in stored:  # per-locale thresholds, where the matcher has them
+            zh = "打印机卡纸了"
+            assert await _suggest_ids(client, zh, "zh-CN") == ["printer-jam"]
+            res = await client.put(
+                "/api/v1/settings/matching", json={"locale_thresholds": {"zh-CN": 100}}, headers=admin
+            )
+            assert res.status == 200 and (await res.json())["locale_thresholds"] == {"zh-CN": 100}
+            assert await _suggest_ids(client, zh, "zh-CN") == []
+            res = await client.put(
+                "/api/v1/settings/matching", json={"locale_thresholds": {"fr": 10}}, headers=admin
+            )
+            assert res.status == 422 and "locale_thresholds" in (await res.json())["error"]["fields"]
         # other settings round-trip through the API
         res = await client.put(
             "/api/v1/settings/matching",
@@ -216,7 +229,11 @@ async def test_try_it_shows_scores_and_explanations_side_by_side(settings: Any) 
             await client.post("/api/v1/articles", json=article, headers=admin)
         res = await client.post(
             "/api/v1/articles/match",
-            json={"q": "打印机卡纸", "locale": "zh-CN", "settings": {"threshold": 100, "max_suggestions": 1}},
+            json={
+                "q": "wifi keeps dropping",
+                "locale": "en",
+                "settings": {"threshold": 100, "max_suggestions": 1},
+            },
             headers=admin,
         )
         body = await res.json()
@@ -225,17 +242,21 @@ async def test_try_it_shows_scores_and_explanations_side_by_side(settings: Any) 
         assert current["threshold"] == client.app[KNOWLEDGE].settings.threshold
         assert proposed["threshold"] == 100 and body["proposed_settings"]["max_suggestions"] == 1
         top = current["items"][0]
-        assert top["id"] == "printer-jam" and top["suggested"] is True and 0 < top["score"] <= 100
+        assert top["id"] == "router-wifi" and top["suggested"] is True and 0 < top["score"] < 100
         explanation = top["explanation"]
         assert explanation["best_field"] in ("title", "phrasings", "keywords")
         assert explanation["matched_terms"] and "components" in explanation
         # the same article under the proposed settings: scored, but below the proposed threshold
-        assert proposed["items"][0]["id"] == "printer-jam" and proposed["items"][0]["suggested"] is False
+        assert proposed["items"][0]["id"] == "router-wifi" and proposed["items"][0]["suggested"] is False
+        assert proposed["items"][0]["score"] == top["score"]  # same scoring, a different decision
         # the current settings were not changed by trying
         assert client.app[KNOWLEDGE].settings.threshold != 100
         # without proposed settings only the current ranking is answered
-        body = await (await client.post("/api/v1/articles/match", json={"q": "wifi"}, headers=admin)).json()
-        assert "proposed" not in body and body["current"]["items"][0]["id"] == "router-wifi"
+        body = await (
+            await client.post("/api/v1/articles/match", json={"q": "打印机卡纸"}, headers=admin)
+        ).json()
+        assert "proposed" not in body and body["current"]["items"][0]["id"] == "printer-jam"
+        assert body["current"]["items"][0]["suggested"] is True
 
 
 async def test_openapi_describes_the_knowledge_endpoints(settings: Any) -> None:
