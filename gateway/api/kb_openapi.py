@@ -119,6 +119,11 @@ SCHEMAS: dict[str, Any] = {
             "synonyms": {"type": "object", "additionalProperties": STRINGS},
             "stop_words": STRINGS,
             "category_boosts": NUMBERS,
+            "locale_thresholds": {
+                "type": "object",
+                "description": "a threshold per article locale, overriding `threshold` (zh-CN, en)",
+                "additionalProperties": {"type": "number", "minimum": 0, "maximum": 100},
+            },
         },
     },
     "MatchRequest": {
