@@ -85,7 +85,9 @@ class DialogEngine:
         if record_id in conv.handled:  # a re-run after a crash: the turn already happened
             return conv.handled[record_id]
         customer = await self._customers.resolve(msg.identity, locale=msg.locale)
-        if msg.text.strip() or conv.new:
+        if msg.kind == "form" and msg.locale:
+            conv.locale = msg.locale  # the language the customer chose on the page
+        elif msg.text.strip() or conv.new:
             conv.locale = detect_locale(msg.text, msg.locale or customer.locale or conv.locale)
         conv.identity = dataclasses.asdict(msg.identity)
         conv.reply_to = str(msg.meta.get("reply_to") or msg.identity.external_id)

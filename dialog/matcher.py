@@ -362,7 +362,7 @@ class KnowledgeMatcher:
         settings = settings or self._settings
         compiled = settings.compiled()
         limit = settings.max_suggestions if limit is None else limit
-        floor = settings.threshold if min_score is None else min_score
+
         with self._lock:
             if locale is not None:
                 index = self._indexes.get(_language(locale))
@@ -372,7 +372,10 @@ class KnowledgeMatcher:
             results: list[Match] = []
             for index in indexes:
                 results.extend(_match_in(index, query, compiled, limit))
-        results = [m for m in results if m.score >= floor]
+        if min_score is None:
+            results = [m for m in results if m.score >= settings.threshold_for(m.locale)]
+        else:
+            results = [m for m in results if m.score >= min_score]
         results.sort(key=lambda m: (-m.score, m.article_id))
         return results[:limit]
 

@@ -56,6 +56,7 @@ class Outbox(Component):
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._tasks = TaskGroup("outbox")
         self._inflight: set[ObjectId] = set()
+        self._busy: set[tuple[Any, Any, Any]] = set()
         self.stats = {"sent": 0, "retried": 0, "dead": 0}
 
     async def initialize(self) -> None:
@@ -131,14 +132,17 @@ class Outbox(Component):
         )
         cursor = (
             self._db.outbox.find(
-                {"state": "pending", "next_attempt_at": {"$lte": now}}, {"_id": 1, "next_attempt_at": 1}
+                {"state": "pending", "next_attempt_at": {"$lte": now}},
+                {"_id": 1, "next_attempt_at": 1, "channel": 1, "account": 1, "recipient": 1},
             )
-            .sort("next_attempt_at", 1)
+            .sort([("next_attempt_at", 1), ("_id", 1)])
             .limit(100)
         )
         taken = 0
         async for doc in cursor:
-            if doc["_id"] in self._inflight:
+            # One message at a time per recipient, oldest first, so a chat reads in the order written.
+            recipient = (doc.get("channel"), doc.get("account"), doc.get("recipient"))
+            if doc["_id"] in self._inflight or recipient in self._busy:
                 continue
             lease = now + timedelta(seconds=self._settings.lease_seconds)
             claim = await self._db.outbox.update_one(
@@ -148,10 +152,11 @@ class Outbox(Component):
             if claim.modified_count == 1:
                 taken += 1
                 self._inflight.add(doc["_id"])
-                self._tasks.spawn(self._deliver(doc["_id"]), name="outbox-send")
+                self._busy.add(recipient)
+                self._tasks.spawn(self._deliver(doc["_id"], recipient), name="outbox-send")
         return taken
 
-    async def _deliver(self, record_id: ObjectId) -> None:
+    async def _deliver(self, record_id: ObjectId, recipient: tuple[Any, Any, Any]) -> None:
         try:
             async with self._slots:
                 doc = await self._db.outbox.find_one({"_id": record_id})
@@ -161,6 +166,8 @@ class Outbox(Component):
             log.warning("outbox record %s: database error, the lease will expire: %s", record_id, exc)
         finally:
             self._inflight.discard(record_id)
+            self._busy.discard(recipient)
+            self._wakeup.set()  # the recipient's next message may be waiting
 
     async def _attempt(self, doc: dict[str, Any]) -> None:
         message = OutboundMessage.from_doc(doc["message"])
