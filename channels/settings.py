@@ -34,7 +34,11 @@ class TelegramBot:
     secret_token: Secret = field(default_factory=lambda: Secret(""))
     mode: str = "webhook"
     base_url: str = "https://api.telegram.org/bot"
-    staff_chat_id: int = 0
+    staff_chat_id: int = 0  # the agents' supergroup; 0: no agent relay
+    # Forum topics, one per ticket; without them agents answer by replying to the bot's ticket message.
+    staff_topics: bool = True
+    poll_timeout: int = 25  # long-poll seconds per getUpdates (polling mode)
+    poll_lease_seconds: float = 30.0  # how long the polling leader's lease lasts without renewal
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("event", ASCENDING), ("channel", ASCENDING), ("locale", ASCENDING)], unique=True)
     ],
     "leases": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600)],
+    # The relay looks an agent up by Telegram user id on every staff message.
+    "agents": [
+        IndexModel([("name", ASCENDING)], unique=True),
+        IndexModel([("telegram_user_id", ASCENDING)], sparse=True),
+    ],
+    "macros": [IndexModel([("name", ASCENDING)], unique=True)],
     "wechat_nonces": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
 }
 
