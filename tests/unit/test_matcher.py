@@ -6,15 +6,14 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from dialog.matcher import Article, KnowledgeMatcher, MatchSettings
+from tests.conftest import CORPORA
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def corpora() -> Path | None:
-    for path in (REPO.parent / "shared" / "corpora", Path("/work/shared/corpora")):
-        if (path / "knowledge").is_dir():
-            return path / "knowledge"
-    return None
+    path = CORPORA / "knowledge"
+    return path if path.is_dir() else None
 
 
 def demo_articles() -> list[Article]:
