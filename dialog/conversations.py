@@ -65,6 +65,20 @@ DEMO_DIALOG_SETTINGS = DialogSettings(
 )
 
 
+class DialogSettingsHolder:
+    """The dialog's admin settings (`settings` document `dialog`), re-read with the knowledge base."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._db = db
+        self.current = DialogSettings()
+
+    def __call__(self) -> DialogSettings:
+        return self.current
+
+    async def load(self) -> None:
+        self.current = DialogSettings.from_doc(await self._db.settings.find_one({"_id": "dialog"}))
+
+
 @dataclass
 class Conversation:
     key: str

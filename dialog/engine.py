@@ -75,12 +75,12 @@ class DialogEngine:
         self._replier = replier
         self._rules = rules
         self._settings = settings
-        self._clock = clock
+        self.clock = clock  # public: tests and replays set the time the dialog sees
 
     # -- entry point ------------------------------------------------------------------------------------
 
     async def __call__(self, msg: InboundMessage, record_id: str) -> Result:
-        now = self._clock()
+        now = self.clock()
         conv = await self._conversations.load(msg.conversation_key, msg.channel, msg.account)
         if record_id in conv.handled:  # a re-run after a crash: the turn already happened
             return conv.handled[record_id]

@@ -319,7 +319,7 @@ class KnowledgeBase:
         ]
 
     def articles(self) -> Sequence[Article]:
-        return [a for a in (self.matcher.get(i) for i in list(self.matcher._articles)) if a is not None]
+        return self.matcher.articles()
 
     def categories(self, locale: str | None = None) -> list[str]:
         return sorted(

@@ -305,6 +305,11 @@ class KnowledgeMatcher:
     def get(self, article_id: str) -> Article | None:
         return self._articles.get(article_id)
 
+    def articles(self) -> list[Article]:
+        """Every indexed (published) article, as a snapshot."""
+        with self._lock:
+            return list(self._articles.values())
+
     def upsert(self, article: Article) -> None:
         """Add or replace one article; an unpublished article is removed from the index."""
         if not article.published:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from channels.base import ChannelRegistry
+from dialog.conversations import DialogSettingsHolder
+from dialog.engine import DialogEngine
 from dialog.knowledge import KnowledgeBase
 from gateway.attachments import GridFSAttachmentStore
 from gateway.bus import MessageBus
@@ -28,5 +30,7 @@ TOKENS = web.AppKey("tokens", TokenService)
 ATTACHMENTS = web.AppKey("attachments", GridFSAttachmentStore)
 RENDERER = web.AppKey("renderer", TemplateRenderer)
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
+DIALOG = web.AppKey("dialog", DialogEngine)
+DIALOG_SETTINGS = web.AppKey("dialog_settings", DialogSettingsHolder)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -12,13 +12,12 @@ from pymongo.errors import PyMongoError
 
 import dialog
 from bots.rules import RuleEngine, seed_demo_rules
-from dialog.conversations import DEMO_DIALOG_SETTINGS, ConversationStore, DialogSettings
+from dialog.conversations import DEMO_DIALOG_SETTINGS, ConversationStore, DialogSettingsHolder
 from dialog.engine import DialogEngine
 from dialog.knowledge import KnowledgeBase
 from gateway.api import rules as rules_api
-from gateway.appkeys import KNOWLEDGE
+from gateway.appkeys import DIALOG, DIALOG_SETTINGS, KNOWLEDGE
 from gateway.bus import MessageBus
-from gateway.database import Db
 from gateway.lifecycle import Component, TaskGroup
 from gateway.replies import OutboxReplier
 from gateway.wiring import Wiring
@@ -67,20 +66,6 @@ async def seed_demo_articles(kb: KnowledgeBase) -> int:
             await kb.save(raw, actor="demo-seed")
             added += 1
     return added
-
-
-class DialogSettingsHolder:
-    """The dialog's admin settings (`settings` document `dialog`), re-read with the knowledge base."""
-
-    def __init__(self, db: Db) -> None:
-        self._db = db
-        self.current = DialogSettings()
-
-    def __call__(self) -> DialogSettings:
-        return self.current
-
-    async def load(self) -> None:
-        self.current = DialogSettings.from_doc(await self._db.settings.find_one({"_id": "dialog"}))
 
 
 class DialogTimeouts(Component):
@@ -148,6 +133,8 @@ def install(wiring: Wiring) -> None:
         settings=dialog_settings,
     )
     wiring.router.default = engine
+    wiring.app[DIALOG] = engine
+    wiring.app[DIALOG_SETTINGS] = dialog_settings
 
     async def ready() -> None:
         if wiring.settings.seed_demo:

@@ -10,7 +10,7 @@ import pytest
 
 from channels.fake import FakeChannel
 from dialog.conversations import DialogSettings, RequiredField
-from gateway.appkeys import BUS
+from gateway.appkeys import BUS, DIALOG, DIALOG_SETTINGS
 from tests.helpers import eventually, running_app, token
 from ticket_core.messages import CustomerIdentity, InboundMessage
 
@@ -178,8 +178,7 @@ async def test_required_fields_are_collected_one_by_one_with_validation(chat: An
 
 
 async def _reload_dialog_settings(client: Any) -> None:
-    engine = client.app[BUS]._handler.default
-    await engine._settings.load()
+    await client.app[DIALOG_SETTINGS].load()
 
 
 async def test_english_customer_gets_english_replies(chat: Any) -> None:
@@ -246,15 +245,15 @@ async def test_out_of_hours_rule_answers_only_outside_business_hours(make_settin
         assert inside["fired"] == [] and outside["fired"] == ["Out of hours / 非工作时间"]
         assert "9:00-18:00" in outside["replies"][0]
         # live behaviour equals the dry run: the engine's clock decides
-        engine = client.app[BUS]._handler.default
+        engine = client.app[DIALOG]
         customer = Customer(client, fake, user="night-owl")
-        engine._clock = lambda: datetime.fromisoformat("2026-11-21T23:00:00+08:00")
+        engine.clock = lambda: datetime.fromisoformat("2026-11-21T23:00:00+08:00")
         result = await customer.send("打印机卡纸了")
         assert result["rules"] == ["Out of hours / 非工作时间"]
         first = (await customer.received(2))[0]
         assert first == outside["replies"][0]
         day = Customer(client, fake, user="day-bird")
-        engine._clock = lambda: datetime.fromisoformat(NO_RULES_AT)
+        engine.clock = lambda: datetime.fromisoformat(NO_RULES_AT)
         result = await day.send("打印机卡纸了")
         assert "rules" not in result
         assert holiday_rule["conditions"]["business_hours"]["when"] == "outside"
