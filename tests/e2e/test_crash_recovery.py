@@ -28,9 +28,14 @@ def _start(tmp: Path, port: int) -> subprocess.Popen[bytes]:
         encoding="utf-8",
     )
     env = {**os.environ, "OMNIGATE_LOG_LEVEL": "WARNING"}
-    log = open(tmp / f"gateway-{port}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
-    return subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "serve"], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    log = open(tmp / f"gateway-{port}.log", "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
 
 
 async def _wait_healthy(port: int, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
@@ -58,13 +63,18 @@ async def test_sigkill_during_submissions_loses_no_acknowledged_submission(tmp_p
         async def submitter(http: aiohttp.ClientSession, worker: int) -> None:
             for i in range(10_000):
                 key = f"w{worker}-{i}-{uuid.uuid4().hex[:6]}"
-                body = {"subject": f"crash test {key}", "description": "in flight", "email": f"{worker}@example.com"}
+                body = {
+                    "subject": f"crash test {key}",
+                    "description": "in flight",
+                    "email": f"{worker}@example.com",
+                }
                 try:
-                    async with http.post(f"http://127.0.0.1:{port}/forms/support", json=body,
-                                         headers={"Idempotency-Key": key}) as res:
+                    async with http.post(
+                        f"http://127.0.0.1:{port}/forms/support", json=body, headers={"Idempotency-Key": key}
+                    ) as res:
                         if 200 <= res.status < 300:
                             acked[key] = res.status
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     return  # the gateway is gone: this submission was never acknowledged
 
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
@@ -95,7 +105,7 @@ async def test_sigkill_during_submissions_loses_no_acknowledged_submission(tmp_p
                 await asyncio.sleep(0.1)
             assert await db.inbox.count_documents({"state": {"$ne": "done"}}) == 0
             for key in acked:
-                count = await db.tickets.count_documents({"source_key": f"webform:support:{key}"})
+                count = await db.tickets.count_documents({"conversation_key": f"webform:support:{key}"})
                 assert count == 1, (key, count)
             # every stored submission has exactly one ticket, acknowledged or not
             assert await db.tickets.count_documents({}) == await db.inbox.count_documents({})
