@@ -199,10 +199,10 @@ OUT_OF_HOURS_RULE = {
     },
     "actions": {
         "reply": {
-            "zh-CN": "我们的人工客服时间为工作日 9:00-18:00（北京时间）。您的留言已收到，上班后会第一时间处理；"
-            "您也可以先看看下面的解决办法。",
-            "en": "Our agents work Monday to Friday, 9:00-18:00 (Beijing time). We have your message and will "
-            "answer first thing; meanwhile the articles below may help.",
+            "zh-CN": "我们的人工客服时间为工作日 9:00-18:00（北京时间）。"
+            "您的留言已收到，上班后会第一时间处理；您也可以先看看下面的解决办法。",
+            "en": "Our agents work Monday to Friday, 9:00-18:00 (Beijing time). "
+            "We have your message and will answer first thing; meanwhile the articles below may help.",
         }
     },
 }

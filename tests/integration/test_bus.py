@@ -50,10 +50,11 @@ async def test_order_within_a_conversation_is_kept(mongo: Any) -> None:
         order[msg.conversation_key].append(int(msg.external_id))
 
     async with MessageBus(mongo, FAST, handler) as bus:
+        pending = []
         for i in range(60):
             await asyncio.sleep(0)
-            asyncio.ensure_future(bus.publish(_msg(i, conv="a" if i % 2 else "b")))
-        await asyncio.sleep(0.2)
+            pending.append(asyncio.ensure_future(bus.publish(_msg(i, conv="a" if i % 2 else "b"))))
+        await asyncio.gather(*pending)
         await bus.idle()
     assert order["a"] == sorted(order["a"]) and len(order["a"]) == 30
     assert order["b"] == sorted(order["b"]) and len(order["b"]) == 30

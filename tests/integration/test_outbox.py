@@ -32,7 +32,7 @@ async def test_failing_send_retries_with_backoff_and_ends_dead_visible_in_api(
         retries = [h for h in doc["history"] if h["outcome"] == "retry"]
         delays = [h["delay"] for h in retries]
         assert len(delays) == 3
-        # exponential backoff with jitter: each base doubles (0.05, 0.1, 0.2), jitter keeps it within [base/2, base]
+        # backoff with jitter: the base doubles (0.05, 0.1, 0.2); jitter keeps each in [base/2, base]
         for n, delay in enumerate(delays):
             base = min(0.05 * 2**n, 0.5)
             assert base / 2 <= delay <= base, delays
