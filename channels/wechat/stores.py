@@ -14,11 +14,13 @@ database makes `find_one_and_update` slow as a collection grows).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -27,6 +29,7 @@ from ticket_core.errors import StorageUnavailable
 
 Db = AsyncDatabase[dict[str, Any]]
 Clock = Callable[[], float]
+T = TypeVar("T")
 DUPLICATE_KEY = 11000
 
 #: After a user's message: 5 customer-service messages within 48 hours.
@@ -35,6 +38,42 @@ MESSAGE_WINDOW_QUOTA = 5
 #: After a menu click, a follow or a QR scan: 3 messages within one minute.
 EVENT_WINDOW_SECONDS = 60.0
 EVENT_WINDOW_QUOTA = 3
+
+
+class GroupCommit(Generic[T]):
+    """Batches concurrent writes: whoever holds the lock writes everything queued so far in one call,
+    later holders find their result already set. The embedded database does ~350 single writes per
+    second but several times that in batches, and these writes are on every callback's path."""
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[list[BaseException | None]]]) -> None:
+        self._flush = flush
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._lock = asyncio.Lock()
+
+    async def submit(self, item: T) -> None:
+        """Returns when `item` is written; raises what the flush reported for it."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, fut))
+        async with self._lock:
+            if not fut.done():
+                batch, self._pending = self._pending, []
+                await self._run(batch)
+        await fut
+
+    async def _run(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            outcomes = await self._flush([item for item, _ in batch])
+        except BaseException as exc:  # including cancellation: nobody may wait forever
+            error = exc if isinstance(exc, Exception) else StorageUnavailable("write cancelled")
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(error)
+            raise
+        for (_, fut), outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(outcome)
 
 
 class MongoNonceCache:
@@ -46,47 +85,25 @@ class MongoNonceCache:
         self._coll = db[collection]
         # The wall clock, not the gateway's (possibly shifted) one: the TTL monitor uses real time.
         self._clock = clock
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
-        self._flush_lock = asyncio.Lock()
+        self._writes: GroupCommit[dict[str, Any]] = GroupCommit(self._insert)
 
     async def add_if_absent(self, key: str, *, ttl_seconds: float) -> bool:
         now = self._clock()
         expires_at = datetime.fromtimestamp(now + ttl_seconds, UTC)
-        doc: dict[str, Any] = {"_id": key, "expires_at": expires_at}
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((doc, fut))
-        # Whoever holds the lock flushes everything queued so far; later holders find their future done.
-        async with self._flush_lock:
-            if not fut.done():
-                batch, self._pending = self._pending, []
-                await self._flush(batch)
-        fresh = await fut
-        if not fresh:
-            fresh = await self._reclaim_expired(key, expires_at, now)
-        return fresh
-
-    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
-        failed: dict[int, int] = {}
         try:
-            await self._coll.insert_many([doc for doc, _ in batch], ordered=False)
+            await self._writes.submit({"_id": key, "expires_at": expires_at})
+        except DuplicateKeyError:
+            return await self._reclaim_expired(key, expires_at, now)
+        return True
+
+    async def _insert(self, docs: list[dict[str, Any]]) -> list[BaseException | None]:
+        try:
+            await self._coll.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            failed = {err["index"]: err.get("code", 0) for err in exc.details.get("writeErrors", [])}
-        except BaseException as exc:  # including cancellation: nobody may wait forever
-            error = StorageUnavailable(f"nonce cache unavailable: {exc}")
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(error)
-            if isinstance(exc, PyMongoError):
-                return
-            raise
-        for index, (_, fut) in enumerate(batch):
-            code = failed.get(index)
-            if code is None:
-                fut.set_result(True)
-            elif code == DUPLICATE_KEY:
-                fut.set_result(False)
-            else:
-                fut.set_exception(StorageUnavailable(f"nonce cache write failed (code {code})"))
+            return _outcomes(len(docs), exc)
+        except PyMongoError as exc:
+            return [StorageUnavailable(f"nonce cache unavailable: {exc}")] * len(docs)
+        return [None] * len(docs)
 
     async def _reclaim_expired(self, key: str, expires_at: datetime, now: float) -> bool:
         """The TTL monitor runs about once a minute: an expired entry may still be there."""
@@ -167,6 +184,7 @@ class CustomerServiceWindow:
         self._coll = db["channel_state"]
         self._account = account
         self._clock = clock
+        self._writes: GroupCommit[UpdateOne] = GroupCommit(self._bulk)
 
     def _key(self, openid: str) -> str:
         return f"wechat_window:{self._account}:{openid}"
@@ -174,18 +192,28 @@ class CustomerServiceWindow:
     async def _open(self, openid: str, at: float, *, kind: str, quota: int) -> None:
         key = self._key(openid)
         stamp, left = f"{kind}_at", f"{kind}_left"
-        # Only a newer interaction resets the quota: WeChat's retries of one message must not.
-        result = await self._coll.update_one(
-            {"_id": key, stamp: {"$lt": at}}, {"$set": {stamp: at, left: quota}}
+        other = "evt" if kind == "msg" else "msg"
+        # Only a newer interaction resets the quota: WeChat's retries of one message must not. When
+        # the record holds a newer one, the upsert's insert collides on _id: nothing to do.
+        update = UpdateOne(
+            {"_id": key, stamp: {"$lt": at}},
+            {
+                "$set": {stamp: at, left: quota},
+                "$setOnInsert": {"key": key, f"{other}_at": 0.0, f"{other}_left": 0},
+            },
+            upsert=True,
         )
-        if result.matched_count:
-            return
-        base: dict[str, Any] = {"_id": key, "key": key, "msg_at": 0.0, "msg_left": 0, "evt_at": 0.0}
-        base.update({"evt_left": 0, stamp: at, left: quota})
+        with contextlib.suppress(DuplicateKeyError):
+            await self._writes.submit(update)
+
+    async def _bulk(self, updates: list[UpdateOne]) -> list[BaseException | None]:
         try:
-            await self._coll.insert_one(base)
-        except DuplicateKeyError:
-            pass  # exists with an equal or newer interaction
+            await self._coll.bulk_write(updates, ordered=False)
+        except BulkWriteError as exc:
+            return _outcomes(len(updates), exc)
+        except PyMongoError as exc:
+            return [StorageUnavailable(f"channel state unavailable: {exc}")] * len(updates)
+        return [None] * len(updates)
 
     async def user_wrote(self, openid: str, at: float) -> None:
         await self._open(openid, min(at, self._clock()), kind="msg", quota=MESSAGE_WINDOW_QUOTA)
@@ -239,3 +267,16 @@ class MongoDeliveryLog:
             },
         )
         return result.matched_count == 1
+
+
+def _outcomes(count: int, exc: BulkWriteError) -> list[BaseException | None]:
+    """Per-operation results of an unordered bulk write: None, DuplicateKeyError or StorageUnavailable."""
+    out: list[BaseException | None] = [None] * count
+    for err in exc.details.get("writeErrors", []):
+        code = err.get("code", 0)
+        out[err["index"]] = (
+            DuplicateKeyError(str(err.get("errmsg", "")), code)
+            if code == DUPLICATE_KEY
+            else StorageUnavailable(f"write failed (code {code})")
+        )
+    return out
