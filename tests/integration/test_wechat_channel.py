@@ -538,3 +538,19 @@ async def test_two_gateways_share_one_access_token(make_settings: SettingsFactor
             await burst()
             assert fake.stable_token_calls == 3
             assert len(fake.calls("/cgi-bin/message/template/send")) == 40
+
+
+async def test_compatible_mode_takes_clear_and_encrypted_callbacks(
+    make_settings: SettingsFactory, api: FakeWeChatApi
+) -> None:
+    async with running_app(settings_with(make_settings, account("compat", api, "compatible"))) as client:
+        clear, sealed = signer("plaintext"), signer("compatible")
+        assert (await post(client, "compat", clear, clear.text("o_c", "明文", msg_id=8801)))[0] == 200
+        assert (await post(client, "compat", sealed, sealed.text("o_c", "密文", msg_id=8802)))[0] == 200
+        # An encrypted body whose msg_signature does not match is refused even though `signature` is right.
+        query, body = sealed.sign(sealed.text("o_c", "forged", msg_id=8803))
+        query["msg_signature"] = "0" * 40
+        assert (await client.post("/channels/wechat/compat", params=query, data=body)).status == 403
+        db = client.app[DATABASE].db
+        texts = {d["dedup_key"]: d["message"]["text"] async for d in db.inbox.find({})}
+        assert texts == {"wechat:compat:8801": "明文", "wechat:compat:8802": "密文"}
