@@ -1,4 +1,4 @@
-"""`omnigate`: serve, token create, doctor. `python -m gateway` is the same program."""
+"""`omnigate`: serve, token create, user add, doctor. `python -m gateway` is the same program."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from gateway import kb_cli
+from gateway import kb_cli, user_cli
 from gateway.config import Settings, describe, load_settings
 from gateway.database import Database
+from gateway.install_telegram import telegram_modes
 from gateway.tokens import ROLES, TokenService
 from ticket_core.errors import OmnigateError
 
@@ -114,6 +115,9 @@ async def _doctor(settings: Settings) -> int:
             f"[{'FAIL' if error else 'ok'}]{' ' if error else '   '}{label}: {host}:{port}"
             + (f" ({error})" if error else "")
         )
+    for line, ok in telegram_modes(settings):
+        problems += 0 if ok else 1
+        print(f"[{'info' if ok else 'FAIL'}]{'   ' if ok else ' '}{line}")
     if not checks:
         print("[info] no WeChat, Telegram or email channel is configured; the web form is always on")
     return 1 if problems else 0
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", required=True)
     sub.add_parser("doctor", help="check the configuration and the reachability of each channel")
     kb_cli.add_parser(sub)
+    user_cli.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("OMNIGATE_LOG_LEVEL", "INFO"),
@@ -149,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_doctor(settings))
         if args.command == "kb":
             return asyncio.run(kb_cli.run(args, settings))
+        if args.command == "user":
+            return asyncio.run(user_cli.run(args, settings))
     except OmnigateError as exc:
         print(f"omnigate: {exc}", file=sys.stderr)
         return 2

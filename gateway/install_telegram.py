@@ -14,6 +14,7 @@ from bots.topics import TopicStore
 from channels.telegram.channel import TelegramChannel
 from channels.telegram.polling import TelegramPoller
 from gateway.appkeys import KNOWLEDGE
+from gateway.config import Settings
 from gateway.lifecycle import Component
 from gateway.wiring import Wiring
 from ticket_core.messages import InboundMessage
@@ -108,3 +109,28 @@ def install(wiring: Wiring) -> None:
         return await router.default(msg, record_id)
 
     router.add("action", actions)
+
+
+def telegram_modes(settings: Settings) -> list[tuple[str, bool]]:
+    """For `omnigate doctor`: how each bot receives updates, and whether that can work as configured."""
+    lines: list[tuple[str, bool]] = []
+    public = settings.server.public_url.rstrip("/")
+    for bot in settings.telegram_bots:
+        label = f"telegram/{bot.name}"
+        relay = f"; agent relay in {bot.staff_chat_id}" if bot.staff_chat_id else "; no agent relay"
+        if bot.mode == "polling":
+            lines.append(
+                (
+                    f"{label}: polling mode (getUpdates, one leader per {bot.poll_lease_seconds:g} s lease)"
+                    + relay,
+                    True,
+                )
+            )
+            continue
+        url = f"{public}/channels/telegram/{bot.name}"
+        lines.append((f"{label}: webhook mode at {url}{relay}", True))
+        if not bot.secret_token:
+            lines.append((f"{label}: secret_token is empty; every webhook call will be refused", False))
+        if not public.startswith("https://"):
+            lines.append((f"{label}: Telegram only delivers webhooks over HTTPS (server.public_url)", False))
+    return lines

@@ -259,3 +259,35 @@ async def test_without_topics_agents_answer_by_replying_to_the_tickets_message(
 async def _staff_sent(tg: FakeTelegramApi, count: int) -> list[dict[str, Any]] | None:
     sent = tg.sent_messages(STAFF)
     return sent if len(sent) >= count else None
+
+
+async def test_user_add_maps_a_telegram_user_to_an_agent_and_doctor_names_the_mode(
+    make_settings: Any, mongo: Any, tg: FakeTelegramApi, capsys: Any
+) -> None:
+    import argparse
+
+    from gateway.install_telegram import telegram_modes
+    from gateway.user_cli import run as user_add
+
+    settings = make_settings(telegram_bots=(bot_settings(tg),))
+    args = argparse.Namespace(
+        name="carol", role="agent", telegram_id=777, username="@carol_s", email="C@x.io"
+    )
+    assert await user_add(args, settings) == 0
+    args.role = "admin"
+    assert await user_add(args, settings) == 0
+    [agent] = await mongo.agents.find({}).to_list()
+    assert (agent["name"], agent["role"], agent["telegram_user_id"], agent["username"], agent["email"]) == (
+        "carol",
+        "admin",
+        777,
+        "carol_s",
+        "c@x.io",
+    )
+    assert "updated admin 'carol'" in capsys.readouterr().out
+    modes = telegram_modes(
+        make_settings(telegram_bots=(bot_settings(tg), bot_settings(tg, name="p", mode="polling")))
+    )
+    assert any("support: webhook mode at" in line for line, _ in modes)
+    assert any("p: polling mode" in line and ok for line, ok in modes)
+    assert any("HTTPS" in line and not ok for line, ok in modes)  # the test server's URL is plain HTTP
