@@ -125,7 +125,14 @@ class MessageBus(Component):
         fut: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._pending.append((doc, fut))
         self._wakeup.set()
-        return await fut
+        try:
+            # A platform must hear "not stored" in time to retry (WeChat waits 5 s): past the limit we say
+            # so, even though the insert may still land; the retry then finds it as a duplicate.
+            return await asyncio.wait_for(asyncio.shield(fut), self._settings.publish_timeout_seconds)
+        except TimeoutError:
+            raise StorageUnavailable(
+                f"the message could not be stored within {self._settings.publish_timeout_seconds:g} s"
+            ) from None
 
     async def _flush_loop(self) -> None:
         while True:

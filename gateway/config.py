@@ -50,6 +50,7 @@ class BusSettings:
     sweep_interval_seconds: float = 10.0
     workers: int = 32
     dispatch: bool = True  # false: store only (benchmarks of pure intake, maintenance)
+    publish_timeout_seconds: float = 4.0  # then the webhook answers 503 and the platform retries
 
 
 @dataclass(frozen=True)

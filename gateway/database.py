@@ -161,7 +161,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "tokens": [IndexModel([("token_hash", ASCENDING)], unique=True)],
     "quarantine": [IndexModel([("at", ASCENDING)])],
     "audit": [IndexModel([("at", ASCENDING)])],
-    "channel_state": [IndexModel([("key", ASCENDING)], unique=True)],
+    "channel_state": [
+        IndexModel([("key", ASCENDING)], unique=True),
+        # short-lived state (email auto-reply caps) carries `expires_at`; the rest has none and stays
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+    ],
     "forms": [IndexModel([("name", ASCENDING)], unique=True)],
     "templates": [
         IndexModel([("event", ASCENDING), ("channel", ASCENDING), ("locale", ASCENDING)], unique=True)
@@ -200,7 +204,7 @@ class Database(Component):
             uri = self.embedded.uri
         # The driver connects lazily, so every repository can be built before the database is up.
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000
+            uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, socketTimeoutMS=20000
         )
 
     @property
@@ -221,9 +225,9 @@ class Database(Component):
         if self.embedded is not None:
             await self.embedded.shutdown()
 
-    async def ping(self) -> bool:
+    async def ping(self, limit: float = 2.0) -> bool:
         try:
-            await self.db.command("ping")
+            await asyncio.wait_for(self.db.command("ping"), limit)
             return True
-        except PyMongoError:
+        except (PyMongoError, TimeoutError):
             return False
