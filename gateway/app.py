@@ -25,6 +25,7 @@ from gateway.config import Settings
 from gateway.database import Database
 from gateway.http_errors import error_middleware
 from gateway.lifecycle import Component
+from gateway.logs import request_id_middleware
 from gateway.notifier import Notifier, Route
 from gateway.outbox import Outbox
 from gateway.templating import TemplateRenderer
@@ -72,7 +73,8 @@ def create_app(
     forms = MongoFormStore(db)
 
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=settings.server.max_body_bytes
+        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        client_max_size=settings.server.max_body_bytes,
     )
     wiring = Wiring(
         settings=settings,

@@ -26,6 +26,7 @@ from channels.base import Accepted
 from gateway.config import BusSettings
 from gateway.database import Db
 from gateway.lifecycle import Component, TaskGroup
+from gateway.logs import message_id
 from gateway.quarantine import quarantine
 from ticket_core.errors import StorageUnavailable
 from ticket_core.messages import InboundMessage
@@ -232,6 +233,7 @@ class MessageBus(Component):
 
     async def _handle(self, doc: dict[str, Any]) -> None:
         record_id = str(doc["_id"])
+        message_id.set(record_id)  # each conversation drains in its own task: its logs carry the record
         attempts = int(doc.get("attempts", 0)) + 1
         try:
             msg = InboundMessage.from_doc(doc["message"])
