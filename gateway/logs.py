@@ -20,7 +20,7 @@ message_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("message
 
 _REDACT = [
     (re.compile(r"og_[A-Za-z0-9_\-]{20,}"), "og_***"),  # our API tokens
-    (re.compile(r"\b\d{6,12}:[A-Za-z0-9_\-]{30,}\b"), "***:***"),  # Telegram bot tokens
+    (re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_\-]{30,}"), "***:***"),  # Telegram bot tokens (in URLs too)
     (
         re.compile(
             r"(?i)(access_token|secret|password|passwd|token|appsecret|encoding_aes_key)([\"']?\s*[=:]\s*[\"']?)"
