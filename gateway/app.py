@@ -26,6 +26,7 @@ from gateway.database import Database
 from gateway.http_errors import error_middleware
 from gateway.lifecycle import Component
 from gateway.logs import request_id_middleware
+from gateway.migrations import migrate
 from gateway.notifier import Notifier, Route
 from gateway.outbox import Outbox
 from gateway.templating import TemplateRenderer
@@ -145,6 +146,7 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(database)
+            await migrate(db)
             if await forms.seed_default():
                 log.info("seeded the default web form 'support'")
             for ready in wiring.on_ready:

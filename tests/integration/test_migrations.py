@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.migrations import MIGRATIONS, Migration, migrate
+
+
+async def test_migrations_run_once_in_order_even_when_two_processes_start_together(mongo: Any) -> None:
+    await mongo.customers.insert_one({"email": "Li.Lei@QQ.com", "identities": []})
+    await mongo.tickets.insert_one({"number": "T-000001", "subject": "old"})
+    runs: list[int] = []
+
+    async def slow_marker(db: Any) -> None:
+        runs.append(4)
+        await asyncio.sleep(0.3)
+
+    migrations = (*MIGRATIONS, Migration(4, "marker", slow_marker))
+    first, second = await asyncio.gather(migrate(mongo, migrations), migrate(mongo, migrations))
+    assert sorted(first + second) == [1, 2, 3, 4]  # each applied by exactly one of the two
+    assert runs == [4]
+    assert await migrate(mongo, migrations) == []  # nothing left on the next start
+    assert (await mongo.customers.find_one({}))["email"] == "li.lei@qq.com"
+    ticket = await mongo.tickets.find_one({})
+    assert ticket["sla"] == {} and ticket["tags"] == []
+    recorded = await mongo.migrations.find({}).sort("_id", 1).to_list()
+    assert [d["_id"] for d in recorded] == [1, 2, 3, 4]
+    assert await mongo.leases.count_documents({}) == 0
