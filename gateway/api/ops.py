@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
@@ -13,6 +16,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok" if ok else "degraded", "database": ok}, status=200 if ok else 503
     )
+
+
+async def _oldest(collection: Any, query: dict[str, Any], field: str, now: datetime) -> float:
+    doc = await collection.find_one(query, {field: 1}, sort=[("_id", 1)])
+    if doc is None or not isinstance(doc.get(field), datetime):
+        return 0.0
+    stamp = doc[field] if doc[field].tzinfo else doc[field].replace(tzinfo=UTC)
+    return round(max(0.0, (now - stamp).total_seconds()), 3)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -51,6 +62,25 @@ async def metrics(request: web.Request) -> web.Response:
         )
         pending = await db.inbox.count_documents({"state": {"$in": ["pending", "processing"]}})
         metric("inbox_pending_records", "gauge", "Inbox records not yet handled.", {"": pending})
+        now = datetime.now(UTC)
+        ages = {
+            "inbox": await _oldest(
+                db.inbox, {"state": {"$in": ["pending", "processing"]}}, "received_at", now
+            ),
+            "outbox": await _oldest(db.outbox, {"state": {"$in": ["pending", "sending"]}}, "created_at", now),
+        }
+        metric(
+            "queue_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest unfinished record per queue.",
+            {f'{{queue="{k}"}}': v for k, v in ages.items()},
+        )
+        metric(
+            "quarantine_records",
+            "gauge",
+            "Records kept aside with the reason they could not be handled.",
+            {"": await db.quarantine.estimated_document_count()},
+        )
         metric("database_up", "gauge", "1 when the database answered.", {"": 1})
     except PyMongoError:
         metric("database_up", "gauge", "1 when the database answered.", {"": 0})
