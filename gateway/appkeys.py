@@ -12,6 +12,7 @@ from gateway.attachments import GridFSAttachmentStore
 from gateway.bus import MessageBus
 from gateway.config import Settings
 from gateway.database import Database
+from gateway.operations import Operations
 from gateway.outbox import Outbox
 from gateway.templating import TemplateRenderer
 from gateway.tokens import Principal, TokenService
@@ -30,6 +31,7 @@ TOKENS = web.AppKey("tokens", TokenService)
 ATTACHMENTS = web.AppKey("attachments", GridFSAttachmentStore)
 RENDERER = web.AppKey("renderer", TemplateRenderer)
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
+OPERATIONS = web.AppKey("operations", Operations)
 DIALOG = web.AppKey("dialog", DialogEngine)
 DIALOG_SETTINGS = web.AppKey("dialog_settings", DialogSettingsHolder)
 

@@ -153,7 +153,15 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("requester", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),
         IndexModel([("created_at", ASCENDING)]),
+        # ticket operations: the SLA sweep reads only due tickets, ratings by time, open work per agent
+        IndexModel([("sla.next_check", ASCENDING)], sparse=True),
+        IndexModel([("csat.at", ASCENDING)], sparse=True),
+        IndexModel([("assignee", ASCENDING), ("status", ASCENDING)]),
     ],
+    "report_rollups": [IndexModel([("kind", ASCENDING), ("dim", ASCENDING), ("day", ASCENDING)])],
+    "deflections": [IndexModel([("at", ASCENDING)])],
+    "tasks": [IndexModel([("state", ASCENDING), ("created_at", ASCENDING)])],
+    "routing_rules": [IndexModel([("order", ASCENDING)])],
     "ticket_events": [
         IndexModel([("ticket_id", ASCENDING), ("at", ASCENDING)]),
         IndexModel([("event_id", ASCENDING)], unique=True, sparse=True),

@@ -7,9 +7,9 @@ names where its notifications go instead (email). Internal notes never reach the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.outbox import Outbox
 from gateway.templating import TemplateRenderer
@@ -50,6 +50,22 @@ class Route:
 RouteFinder = Callable[[Ticket], Route | None]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    send: bool = True
+    hold_seconds: float = 0.0  # quiet hours: the outbox keeps the notice until they end
+
+
+class NotificationPolicy(Protocol):
+    """Per-event switches and quiet hours (gateway.notification_policy); none means send at once."""
+
+    async def decide(self, name: str, ticket: Ticket, event: TicketEvent) -> Delivery: ...
+
+
+# Extra template variables for one notification (e.g. the CSAT link when a ticket is solved).
+ContextHook = Callable[[str, Ticket, TicketEvent], Awaitable[dict[str, Any]]]
+
+
 def route_to_origin(ticket: Ticket) -> Route | None:
     return Route(ticket.channel, ticket.account, ticket.reply_to) if ticket.reply_to else None
 
@@ -70,6 +86,11 @@ class Notifier:
         self._renderer = renderer
         self._public_url = public_url.rstrip("/")
         self._routes: dict[str, RouteFinder] = {}
+        self.policy: NotificationPolicy | None = None
+        self._context_hooks: list[ContextHook] = []
+
+    def add_context(self, hook: ContextHook) -> None:
+        self._context_hooks.append(hook)
 
     def route(self, channel: str, finder: RouteFinder) -> None:
         """Where notifications for tickets from `channel` go, when not back to the channel itself."""
@@ -89,6 +110,12 @@ class Notifier:
     async def on_public_reply(self, event: PublicReplyAdded) -> None:
         await self._notify(event, "public_reply", {"event": event}, automatic=False)
 
+    async def notify(
+        self, event: TicketEvent, name: str, extra: dict[str, Any], *, automatic: bool = True
+    ) -> None:
+        """Tell the customer about `event` with the templates of `name` (for events added elsewhere)."""
+        await self._notify(event, name, extra, automatic=automatic)
+
     async def _notify(
         self, event: TicketEvent, name: str, extra: dict[str, Any], *, automatic: bool = True
     ) -> None:
@@ -97,6 +124,11 @@ class Notifier:
         if route is None:
             log.info("ticket %s: no way to reach the customer for %s", ticket.number, name)
             return
+        delivery = await self.policy.decide(name, ticket, event) if self.policy else Delivery()
+        if not delivery.send:
+            return
+        for hook in self._context_hooks:
+            extra = {**extra, **await hook(name, ticket, event)}
         customer = await self._customers.get(ticket.requester)
         locale = ticket.locale
         context = {
@@ -125,6 +157,7 @@ class Notifier:
             idempotency_key=f"notify:{event.event_id}:{route.channel}",
             ticket_id=ticket.id,
             event=name,
+            hold_seconds=delivery.hold_seconds,
         )
 
 

@@ -71,10 +71,12 @@ Installer = Callable[[Wiring], None]
 def installers() -> list[Installer]:
     """Every installer, in the order they run. Add a line when a channel or bot lands."""
     from gateway import install_dialog, install_knowledge, install_telegram, install_wechat
+    from gateway import install_operations
 
     return [
         install_dialog.install,
         install_knowledge.install,
         install_wechat.install,
         install_telegram.install,
+        install_operations.install,
     ]

@@ -57,6 +57,8 @@ class Ticket:
     sla: Mapping[str, Any] = field(default_factory=dict)
     solved_at: datetime | None = None
     closed_at: datetime | None = None
+    team: str | None = None  # set by assignment rules (ticket_core.assignment)
+    csat: Mapping[str, Any] | None = None  # {score, comment, at}: the latest rating
 
     def to_doc(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
@@ -94,6 +96,7 @@ class Customer:
     locale: str | None = None
     tags: tuple[str, ...] = ()
     identities: tuple[Mapping[str, Any], ...] = ()
+    tier: str | None = None  # a service level (e.g. "vip") that routing rules and SLA policies may match
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Customer:
@@ -105,4 +108,5 @@ class Customer:
             locale=doc.get("locale"),
             tags=tuple(doc.get("tags", ())),
             identities=tuple(doc.get("identities", ())),
+            tier=doc.get("tier"),
         )
