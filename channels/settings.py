@@ -54,4 +54,18 @@ class EmailMailbox:
     username: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
     folder: str = "INBOX"
-    archive_folder: str = ""
+    archive_folder: str = ""  # intake moves a mail here once it is durable; empty: leave it in place
+    # Signs the plus-address reply tokens. Empty: one is generated at first start and kept in
+    # `channel_state`, shared by every instance (never derived from the password).
+    reply_token_secret: Secret = field(default_factory=lambda: Secret(""))
+    imap_id: bool = True  # send the ID command before SELECT (NetEase 163/126 refuse SELECT without it)
+    use_idle: bool = True  # false, or a server without IDLE: poll every `poll_seconds`
+    idle_seconds: float = 300.0  # IDLE is re-issued this often, well before servers drop it (29 min)
+    poll_seconds: float = 60.0
+    timeout_seconds: float = 30.0  # every IMAP command and SMTP exchange
+    lease_seconds: float = 60.0  # the leader lease: one instance polls this mailbox
+    fetch_batch: int = 50
+    reconnect_max_seconds: float = 300.0
+    smtp_idle_seconds: float = 60.0  # a reused SMTP connection is closed after this long unused
+    auto_reply_limit: int = 5  # automatic mails to one recipient per window (agent replies: no cap)
+    auto_reply_window_seconds: float = 3600.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ticket_core.errors import NotFound
 from ticket_core.messages import InboundMessage
 from ticket_core.model import Actor
 from ticket_core.repository import CustomerRepository, TicketRepository
@@ -28,6 +29,12 @@ class TicketIntake:
         ]
         if msg.kind != "form":
             current = await self._tickets.latest_for_conversation(msg.conversation_key)
+            number = msg.meta.get("ticket_number")
+            if number:  # the channel already knows the ticket (an email reply threaded by token)
+                try:
+                    current = await self._tickets.get_by_number(str(number))
+                except NotFound:
+                    pass
             if current is not None:
                 updated = await self._service.add_customer_comment(
                     current,

@@ -70,7 +70,7 @@ Installer = Callable[[Wiring], None]
 
 def installers() -> list[Installer]:
     """Every installer, in the order they run. Add a line when a channel or bot lands."""
-    from gateway import install_dialog, install_knowledge, install_telegram, install_wechat
+    from gateway import install_dialog, install_email, install_knowledge, install_telegram, install_wechat
     from gateway import install_operations
 
     return [
@@ -78,5 +78,6 @@ def installers() -> list[Installer]:
         install_knowledge.install,
         install_wechat.install,
         install_telegram.install,
+        install_email.install,
         install_operations.install,
     ]
