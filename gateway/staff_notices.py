@@ -94,16 +94,10 @@ class StaffNotices:
     async def send(
         self, name: str, ticket: Ticket, people: list[str], extra: dict[str, Any], *, key: str
     ) -> None:
-        locale = self._locale
-        context = {
-            "ticket": ticket.public_view(),
-            "metric_label": METRIC_LABELS[locale if locale in METRIC_LABELS else "en"].get(
-                str(extra.get("metric")), str(extra.get("metric") or "")
-            ),
-            **extra,
-        }
         if self._staff is not None:
-            rendered = await self._renderer.render(name, STAFF_CHANNEL, locale, context)
+            rendered = await self._renderer.render(
+                name, STAFF_CHANNEL, self._locale, self._context(ticket, extra, self._locale)
+            )
             mentions = [await self._mention(p) for p in people]
             text = rendered.text + (("\n" + " ".join(m for m in mentions if m)) if any(mentions) else "")
             await self._outbox.enqueue(
@@ -130,7 +124,10 @@ class StaffNotices:
             agent = await self._agents.agent(person)
             if agent is None or not agent.email:
                 continue
-            rendered = await self._renderer.render(name, "email", locale, context)
+            # Each agent reads their notices in their own console language.
+            rendered = await self._renderer.render(
+                name, "email", agent.locale, self._context(ticket, extra, agent.locale)
+            )
             await self._outbox.enqueue(
                 OutboundMessage(
                     channel="email",
@@ -139,7 +136,7 @@ class StaffNotices:
                     text=rendered.text,
                     subject=rendered.subject or rendered.text[:120],
                     html=rendered.html,
-                    locale=locale,
+                    locale=agent.locale,
                     ticket_number=ticket.number,
                     automatic=True,
                     meta={"event": name, "ticket_id": ticket.id, "to_agent": person},
@@ -148,6 +145,12 @@ class StaffNotices:
                 ticket_id=ticket.id,
                 event=name,
             )
+
+    @staticmethod
+    def _context(ticket: Ticket, extra: dict[str, Any], locale: str) -> dict[str, Any]:
+        labels = METRIC_LABELS["zh-CN" if locale.startswith("zh") else "en"]
+        metric = str(extra.get("metric") or "")
+        return {"ticket": ticket.public_view(), "metric_label": labels.get(metric, metric), **extra}
 
     async def _mention(self, name: str) -> str:
         agent = await self._agents.agent(name)

@@ -183,6 +183,7 @@ class AgentProfile:
     email: str | None = None
     telegram_user_id: int | None = None
     username: str | None = None
+    locale: str = "en"  # the console's language for this account, also used for their notices
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> AgentProfile:
@@ -199,6 +200,7 @@ class AgentProfile:
             if isinstance(tid, int | str) and str(tid).lstrip("-").isdigit()
             else None,
             username=doc.get("username"),
+            locale=str(doc.get("locale") or "en"),
         )
 
 
