@@ -1,0 +1,343 @@
+"""Gateway processes for multi-process tests and benchmarks: one shared database server, gateways as
+`python -m gateway serve` subprocesses with every channel configured, and the requests each platform
+sends (web-form posts, signed WeChat callbacks, Telegram webhook updates)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.database import free_port
+from tests.fakes.wechat_api import WeChatCallbackSigner
+
+ROOT = Path(__file__).resolve().parents[2]
+WECHAT_TOKEN = "multi-callback-token"
+WECHAT_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+WECHAT_APP_ID = "wxfake0000000001"
+WECHAT_APP_SECRET = "fake-app-secret"  # FakeWeChatApi's default
+TELEGRAM_SECRET = "multi-webhook-secret"
+DEAD_URL = "http://127.0.0.1:9"  # nothing listens: sends fail fast and stay in the outbox
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], limit: float = 60.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def database_server(folder: Path) -> Iterator[str]:
+    """One SecantusDB server that several gateways share (`[mongodb] uri`); yields its URI."""
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "secantus.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "secantus",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--storage-path",
+                str(folder / "data"),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_port(port, proc)
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@dataclass
+class GatewayConfig:
+    """What one gateway process is configured with; rendered as its TOML file."""
+
+    uri: str = ""  # empty: the process's own embedded database under storage/var
+    database: str = "omnigate"
+    dispatch: bool = True
+    form_wait_seconds: float = 0.0
+    seed_demo: bool = False
+    wechat_api: str = DEAD_URL
+    wechat_reply_budget: float = 0.0
+    telegram_api: str | None = DEAD_URL + "/bot"  # None: no webhook bot
+    telegram_token: str = "123456:TEST-TOKEN"
+    poll_api: str | None = None  # a second bot in polling mode (its own fake Bot API)
+    poll_token: str = "654321:POLL-TOKEN"
+    poll_lease_seconds: float = 6.0
+    lease_seconds: float = 30.0
+    sweep_interval_seconds: float = 10.0
+    outbox_retry_base: float = 0.2
+    outbox_retry_max: float = 2.0
+    outbox_poll: float = 0.5
+    outbox_max_attempts: int = 8
+    extra: str = ""
+
+    def toml(self, storage: Path, port: int) -> str:
+        lines = [
+            "[server]",
+            f"port = {port}",
+            f"form_wait_seconds = {self.form_wait_seconds}",
+            "[storage]",
+            f'path = "{storage}"',
+            "[bus]",
+            f"dispatch = {str(self.dispatch).lower()}",
+            f"lease_seconds = {self.lease_seconds}",
+            f"sweep_interval_seconds = {self.sweep_interval_seconds}",
+            "[outbox]",
+            f"retry_base_seconds = {self.outbox_retry_base}",
+            f"retry_max_seconds = {self.outbox_retry_max}",
+            f"poll_interval_seconds = {self.outbox_poll}",
+            f"max_attempts = {self.outbox_max_attempts}",
+        ]
+        if self.uri:
+            lines += ["[mongodb]", f'uri = "{self.uri}"', f'database = "{self.database}"']
+        lines += [
+            "[[wechat.accounts]]",
+            'name = "main"',
+            f'app_id = "{WECHAT_APP_ID}"',
+            f'app_secret = "{WECHAT_APP_SECRET}"',
+            f'token = "{WECHAT_TOKEN}"',
+            f'encoding_aes_key = "{WECHAT_AES_KEY}"',
+            'mode = "safe"',
+            f'api_base_url = "{self.wechat_api}"',
+            f"reply_budget_seconds = {self.wechat_reply_budget}",
+        ]
+        if self.telegram_api is not None:
+            lines += [
+                "[[telegram.bots]]",
+                'name = "support"',
+                f'token = "{self.telegram_token}"',
+                f'secret_token = "{TELEGRAM_SECRET}"',
+                'mode = "webhook"',
+                f'base_url = "{self.telegram_api}"',
+            ]
+        if self.poll_api is not None:
+            lines += [
+                "[[telegram.bots]]",
+                'name = "poller"',
+                f'token = "{self.poll_token}"',
+                'mode = "polling"',
+                f'base_url = "{self.poll_api}"',
+                "poll_timeout = 1",
+                f"poll_lease_seconds = {self.poll_lease_seconds}",
+            ]
+        return "\n".join(lines) + "\n" + self.extra
+
+
+@dataclass
+class GatewayProcess:
+    """`python -m gateway --config FILE serve` on a free loopback port."""
+
+    folder: Path
+    config: GatewayConfig
+    name: str = "gw"
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_level: str = "WARNING"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / f"{self.name}.log"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / f"{self.name}.toml"
+        config.write_text(self.config.toml(self.folder / f"{self.name}-var", self.port), encoding="utf-8")
+        env = {
+            **os.environ,
+            "OMNIGATE_LOG_LEVEL": self.log_level,
+            "OMNIGATE_DEMO__SEED": "true" if self.config.seed_demo else "false",
+        }
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def wait_healthy(self, limit: float = 90.0) -> None:
+        deadline = time.monotonic() + limit
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if not self.alive():
+                    raise RuntimeError(f"{self.name} exited: {self.log_tail()}")
+                try:
+                    async with http.get(f"{self.url}/healthz") as res:
+                        if res.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not become healthy: {self.log_tail()}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def rss_bytes(self) -> int:
+        """Resident set size of the gateway process itself (its database server not included)."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+
+# -- what the platforms send -------------------------------------------------------------------------
+
+_seq = itertools.count(1)
+
+
+def _json(body: Any) -> bytes:
+    """Encoded once when the request is built, so a load generator spends nothing on it per send."""
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def wechat_signer() -> WeChatCallbackSigner:
+    return WeChatCallbackSigner(
+        token=WECHAT_TOKEN, mode="safe", encoding_aes_key=WECHAT_AES_KEY, app_id=WECHAT_APP_ID
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prepared platform request: what it is (its dedup key) and how to send it."""
+
+    channel: str
+    dedup_key: str
+    path: str
+    params: dict[str, str] | None = None
+    json: Any = None
+    data: bytes | None = None
+    headers: dict[str, str] | None = None
+
+
+def webform_request(key: str, *, email: str | None = None, text: str = "打印机卡纸了") -> Request:
+    body = {
+        "subject": f"form {key}",
+        "description": f"{text} ({key})",
+        "email": email or f"{key}@example.com",
+        "name": "王小明",
+    }
+    return Request(
+        "webform",
+        f"webform:support:{key}",
+        "/forms/support",
+        data=_json(body),
+        headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+    )
+
+
+def wechat_request(signer: WeChatCallbackSigner, openid: str, text: str, msg_id: int) -> Request:
+    query, body = signer.sign(signer.text(openid, text, msg_id=msg_id))
+    return Request("wechat", f"wechat:main:{msg_id}", "/channels/wechat/main", params=query, data=body)
+
+
+def telegram_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {"id": chat_id, "is_bot": False, "first_name": "Customer", "language_code": "en"},
+            "chat": {"id": chat_id, "type": "private", "first_name": "Customer"},
+            "date": int(time.time()),
+            "text": text,
+        },
+    }
+
+
+def telegram_request(update_id: int, chat_id: int, text: str, bot: str = "support") -> Request:
+    return Request(
+        "telegram",
+        f"telegram:{bot}:{update_id}",
+        f"/channels/telegram/{bot}",
+        data=_json(telegram_update(update_id, chat_id, text)),
+        headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET, "Content-Type": "application/json"},
+    )
+
+
+async def send(http: aiohttp.ClientSession, base: str, request: Request) -> int:
+    """POST one request; its HTTP status, or 0 when the connection failed."""
+    try:
+        async with http.post(
+            base + request.path,
+            params=request.params,
+            json=request.json,
+            data=request.data,
+            headers=request.headers,
+        ) as res:
+            await res.read()
+            return res.status
+    except (aiohttp.ClientError, TimeoutError):
+        return 0
+
+
+def next_id() -> int:
+    return next(_seq)
