@@ -74,7 +74,13 @@ class OperationsScheduler(Component):
         """Ratings stored since the last sweep (Telegram buttons write them directly): facts and
         the low-rating follow-up, both idempotent."""
         state = await self._db.report_state.find_one({"_id": "ratings"})
-        since = state["upto"] if state else datetime(1970, 1, 1, tzinfo=UTC)
+        if state is None:
+            # First run: ratings from before operations were installed are history, not news.
+            await self._db.report_state.update_one(
+                {"_id": "ratings"}, {"$setOnInsert": {"upto": self._clock()}}, upsert=True
+            )
+            return
+        since = state["upto"]
         upto = since
         async for doc in self._db.tickets.find({"csat.at": {"$gt": since}}).sort("csat.at", 1).limit(500):
             ticket = Ticket.from_doc(doc)

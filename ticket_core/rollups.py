@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo import ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ticket_core.business_hours import BusinessCalendar
 from ticket_core.facts import (
@@ -109,8 +109,17 @@ class Rollups:
             UpdateOne({"_id": key}, {"$inc": values, "$setOnInsert": describe(key)}, upsert=True)
             for key, values in change.items()
         ]
-        if ops:
+        if not ops:
+            return
+        try:
             await self._db.report_rollups.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            # Two processes upserting one new rollup at once: the loser's upsert collides; the
+            # document exists now, so the same update applies cleanly on a second try.
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            await self._db.report_rollups.bulk_write([ops[e["index"]] for e in errors], ordered=False)
 
     async def catch_up_deflections(self) -> int:
         """Fold deflections recorded since the watermark into the rollups; the guarded watermark move
@@ -147,7 +156,8 @@ class Rollups:
         return n
 
     async def rebuild(self, batch: int = 1000) -> int:
-        """Recompute all facts and rollups from tickets and events (and deflections)."""
+        """Recompute all facts and rollups from tickets and events (and deflections). Meant for a quiet
+        moment: ticket changes that land while it runs may need another rebuild."""
         calendar = await self.calendar()
         total: Contributions = {}
         facts_docs: list[dict[str, Any]] = []
@@ -166,7 +176,10 @@ class Rollups:
                 add_into(total, contrib)
                 facts_docs.append({"_id": str(ticket["_id"]), "version": 1, "rows": _encode(contrib)})
             if facts_docs:
-                await self._db.ticket_facts.insert_many(facts_docs, ordered=False)
+                # Replace, not insert: a refresh in another process may have written one meanwhile.
+                await self._db.ticket_facts.bulk_write(
+                    [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in facts_docs], ordered=False
+                )
             facts_docs.clear()
             chunk.clear()
 
