@@ -182,6 +182,9 @@ class DialogEngine:
         suggestions: list[Suggestion] = []
         if text and not outcome.skip_suggestions:
             suggestions = self._kb.suggest(text, locale=conv.locale)
+            await self._kb.log_query(
+                text, locale=conv.locale, channel=t.msg.channel, suggested=[s.article_id for s in suggestions]
+            )
         if not suggestions:
             await self._create_or_collect(t)
             return

@@ -17,6 +17,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from dialog.matcher import Article, KnowledgeMatcher, Match, MatchSettings
 from ticket_core.errors import InvalidInput, NotFound
@@ -327,6 +328,24 @@ class KnowledgeBase:
         )
 
     # -- counters ---------------------------------------------------------------------------------------
+
+    async def log_query(
+        self, query: str, *, locale: str | None, channel: str, suggested: Sequence[str]
+    ) -> None:
+        """Record a customer's query the dialog matched (`match_log`, expires after 30 days), so an admin
+        can see what a proposed threshold would have done to real traffic. Never fails the dialog."""
+        try:
+            await self._db.match_log.insert_one(
+                {
+                    "q": query[:500],
+                    "locale": locale,
+                    "channel": channel,
+                    "suggested": list(suggested),
+                    "at": _now(),
+                }
+            )
+        except PyMongoError as exc:
+            log.warning("could not record a matched query: %s", exc)
 
     async def record_view(self, article_id: str) -> None:
         await self._db.articles.update_one({"_id": article_id}, {"$inc": {"stats.views": 1}})

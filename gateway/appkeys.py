@@ -8,9 +8,15 @@ from channels.base import ChannelRegistry
 from dialog.conversations import DialogSettingsHolder
 from dialog.engine import DialogEngine
 from dialog.knowledge import KnowledgeBase
+from gateway.accounts.audit import AuditLog
+from gateway.accounts.sessions import SessionStore
+from gateway.accounts.setup_links import SetupLinks
+from gateway.accounts.store import AccountStore
+from gateway.accounts.throttle import LoginThrottle
 from gateway.attachments import GridFSAttachmentStore
 from gateway.bus import MessageBus
 from gateway.config import Settings
+from gateway.console.live import LiveFeed
 from gateway.database import Database
 from gateway.operations import Operations
 from gateway.outbox import Outbox
@@ -34,5 +40,11 @@ KNOWLEDGE = web.AppKey("knowledge", KnowledgeBase)
 OPERATIONS = web.AppKey("operations", Operations)
 DIALOG = web.AppKey("dialog", DialogEngine)
 DIALOG_SETTINGS = web.AppKey("dialog_settings", DialogSettingsHolder)
+ACCOUNTS = web.AppKey("accounts", AccountStore)
+SESSIONS = web.AppKey("sessions", SessionStore)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+AUDIT = web.AppKey("audit", AuditLog)
+SETUP_LINKS = web.AppKey("setup_links", SetupLinks)
+LIVE = web.AppKey("live", LiveFeed)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

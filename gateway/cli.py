@@ -28,10 +28,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(path)
 
 
-async def _first_admin_token(settings: Settings, database: Database) -> str | None:
-    if await database.db.tokens.count_documents({}, limit=1):
+async def _first_admin_setup_link(database: Database) -> str | None:
+    """A one-time link to create the first admin, while nobody can log in as one. A fixed password
+    would be shared and never changed; the link works once and expires."""
+    from gateway.accounts.setup_links import FIRST_ADMIN, SetupLinks
+    from gateway.accounts.store import AccountStore
+
+    if await AccountStore(database.db).has_admin_login():
         return None
-    return await TokenService(database.db).create(name="first-admin", role="admin")
+    return await SetupLinks(database.db).create(FIRST_ADMIN)
 
 
 def serve(settings: Settings) -> None:
@@ -46,15 +51,16 @@ def serve(settings: Settings) -> None:
             from gateway.appkeys import DATABASE
 
             base = f"http://{settings.server.host}:{settings.server.port}"
-            token = await _first_admin_token(settings, app[DATABASE])
+            setup = await _first_admin_setup_link(app[DATABASE])
             print(f"Omnigate is running on {base}", flush=True)
             print(f"  web form:      {base}/forms/support", flush=True)
             print(
                 f"  REST API:      {base}/api/v1/tickets  (OpenAPI: {base}/api/v1/openapi.json)", flush=True
             )
             print(f"  health:        {base}/healthz", flush=True)
-            if token:
-                print(f"  first admin API token (shown once, keep it): {token}", flush=True)
+            print(f"  admin console: {base}/admin/", flush=True)
+            if setup:
+                print(f"  first admin setup (one-time link): {base}/admin/setup/{setup}", flush=True)
             print(f"  data folder:   {data_folder}", flush=True)
 
         app.on_startup.append(announce)

@@ -186,6 +186,20 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "macros": [IndexModel([("name", ASCENDING)], unique=True)],
     "wechat_nonces": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    # Console sessions, login throttling and one-time setup links expire by themselves.
+    "sessions": [
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+        IndexModel([("agent", ASCENDING)]),
+    ],
+    "login_attempts": [
+        IndexModel([("key", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+    ],
+    "setup_links": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    # Customers' matched queries, for "what would this threshold have done": 30 days are plenty.
+    "match_log": [IndexModel([("at", ASCENDING)], expireAfterSeconds=30 * 86400)],
+    "views": [IndexModel([("owner", ASCENDING)])],
+    "webhooks": [IndexModel([("active", ASCENDING)])],
 }
 
 

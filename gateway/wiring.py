@@ -70,8 +70,15 @@ Installer = Callable[[Wiring], None]
 
 def installers() -> list[Installer]:
     """Every installer, in the order they run. Add a line when a channel or bot lands."""
-    from gateway import install_dialog, install_email, install_knowledge, install_telegram, install_wechat
-    from gateway import install_operations
+    from gateway import (
+        install_console,
+        install_dialog,
+        install_email,
+        install_knowledge,
+        install_operations,
+        install_telegram,
+        install_wechat,
+    )
 
     return [
         install_dialog.install,
@@ -80,4 +87,5 @@ def installers() -> list[Installer]:
         install_telegram.install,
         install_email.install,
         install_operations.install,
+        install_console.install,
     ]

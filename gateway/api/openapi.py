@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api import kb_openapi
+from gateway.api import console_openapi, kb_openapi
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -262,6 +262,15 @@ DOCUMENT: dict[str, Any] = {
 
 DOCUMENT["components"]["schemas"].update(kb_openapi.SCHEMAS)
 DOCUMENT["paths"].update(kb_openapi.PATHS)
+DOCUMENT["components"]["schemas"].update(console_openapi.SCHEMAS)
+DOCUMENT["paths"].update(console_openapi.PATHS)
+# Console sessions authenticate the API too (cookie plus X-CSRF-Token on changes).
+DOCUMENT["components"]["securitySchemes"]["session"] = {
+    "type": "apiKey",
+    "in": "cookie",
+    "name": "og_session",
+}
+DOCUMENT["security"] = [{"bearer": []}, {"session": []}]
 
 
 async def openapi(request: web.Request) -> web.Response:

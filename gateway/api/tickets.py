@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway.api.auth import principal
-from gateway.appkeys import DATABASE, TICKET_SERVICE, TICKETS
-from ticket_core.errors import InvalidInput
-from ticket_core.model import STATUSES, Actor
+from gateway.api.auth import can_see_team, principal, visible_to
+from gateway.appkeys import ATTACHMENTS, DATABASE, TICKET_SERVICE, TICKETS
+from ticket_core.errors import InvalidInput, NotFound
+from ticket_core.model import STATUSES, Actor, Ticket
 from ticket_core.repository import object_id, validate_filters
 
 MAX_LIMIT = 200
@@ -67,16 +68,28 @@ async def list_tickets(request: web.Request) -> web.Response:
     if "status" in filters and filters["status"] not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", code="invalid_filter")
     limit = _limit(request)
+    team_filter = visible_to(principal(request))
+    if team_filter:
+        filters.update(team_filter)
     items = await request.app[TICKETS].search(filters, after=request.query.get("cursor"), limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return json_response({"items": [t.public_view() for t in items], "next": items[-1].id if more else None})
 
 
+async def visible_ticket(request: web.Request) -> Ticket:
+    """The ticket in the path, if the caller's teams may see it (otherwise it does not exist for them)."""
+    number = request.match_info["number"]
+    ticket = await request.app[TICKETS].get_by_number(number)
+    if not can_see_team(principal(request), getattr(ticket, "team", None)):
+        raise NotFound(f"no ticket {number}")
+    return ticket
+
+
 @routes.get("/api/v1/tickets/{number}")
 async def get_ticket(request: web.Request) -> web.Response:
     repo = request.app[TICKETS]
-    ticket = await repo.get_by_number(request.match_info["number"])
+    ticket = await visible_ticket(request)
     events = await repo.events(ticket.id)
     return json_response({**ticket.public_view(), "events": events})
 
@@ -107,7 +120,7 @@ async def update_ticket(request: web.Request) -> web.Response:
                 f"{name} must be a string", code="invalid_fields", fields={name: "must be a string"}
             )
     service = request.app[TICKET_SERVICE]
-    ticket = await request.app[TICKETS].get_by_number(request.match_info["number"])
+    ticket = await visible_ticket(request)
     actor = _actor(request)
     ticket = await service.update_fields(
         ticket,
@@ -134,7 +147,7 @@ async def add_reply(request: web.Request) -> web.Response:
             "type must be public or internal", code="invalid_fields", fields={"type": "public|internal"}
         )
     service = request.app[TICKET_SERVICE]
-    ticket = await request.app[TICKETS].get_by_number(request.match_info["number"])
+    ticket = await visible_ticket(request)
     if visibility == "public":
         ticket = await service.add_public_reply(ticket, text, _actor(request))
     else:
@@ -144,11 +157,37 @@ async def add_reply(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/tickets/{number}/deliveries")
 async def ticket_deliveries(request: web.Request) -> web.Response:
-    ticket = await request.app[TICKETS].get_by_number(request.match_info["number"])
+    ticket = await visible_ticket(request)
     cursor = (
         request.app[DATABASE].db.outbox.find({"ticket_id": ticket.id}, {"message.html": 0}).sort("_id", 1)
     )
     return json_response({"items": [doc async for doc in cursor], "next": None})
+
+
+@routes.get("/api/v1/tickets/{number}/attachments/{file_id}")
+async def download_attachment(request: web.Request) -> web.Response:
+    """An attachment of this ticket (from its creation or any of its events), for someone who may see it."""
+    ticket = await visible_ticket(request)
+    file_id = request.match_info["file_id"]
+    known = any(str(a.get("file_id")) == file_id for a in ticket.attachments)
+    if not known:
+        found = await request.app[DATABASE].db.ticket_events.find_one(
+            {"ticket_id": ticket.id, "data.attachments.file_id": file_id}, {"_id": 1}
+        )
+        known = found is not None
+    if not known:
+        raise NotFound(f"ticket {ticket.number} has no attachment {file_id}")
+    data, meta = await request.app[ATTACHMENTS].load(file_id)
+    filename = quote(str(meta.get("filename") or "attachment"), safe="")
+    return web.Response(
+        body=data,
+        content_type="application/octet-stream",
+        headers={
+            # Never rendered inline: a customer's HTML or SVG file must not run in the console's origin.
+            "Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @routes.get("/api/v1/outbox")

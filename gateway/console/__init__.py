@@ -1,0 +1,1 @@
+"""The web console for agents and admins (`/admin/`): server-rendered pages over the REST API."""
