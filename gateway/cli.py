@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from gateway import kb_cli, user_cli
+from gateway import email_cli, kb_cli, user_cli
 from gateway.config import Settings, describe, load_settings
 from gateway.database import Database
 from gateway.install_telegram import telegram_modes
@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="check the configuration and the reachability of each channel")
     kb_cli.add_parser(sub)
     user_cli.add_parser(sub)
+    email_cli.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("OMNIGATE_LOG_LEVEL", "INFO"),
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(kb_cli.run(args, settings))
         if args.command == "user":
             return asyncio.run(user_cli.run(args, settings))
+        if args.command == "email":
+            return email_cli.run(args, settings)
     except OmnigateError as exc:
         print(f"omnigate: {exc}", file=sys.stderr)
         return 2

@@ -176,7 +176,7 @@ def mailbox(
 
 @asynccontextmanager
 async def imap_client(server: DovecotServer, address: str) -> AsyncIterator[aioimaplib.IMAP4]:
-    for attempt in range(5):
+    for _attempt in range(5):
         client = aioimaplib.IMAP4(host=server.host, port=server.port, timeout=20)
         await client.wait_hello_from_server()
         response = await client.login(address, PASSWORD)
