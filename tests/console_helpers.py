@@ -13,7 +13,12 @@ PASSWORD = "correct horse battery"
 
 
 async def make_account(
-    client: TestClient[Any, Any], name: str, role: str, *, teams: tuple[str, ...] = (), email: str | None = None
+    client: TestClient[Any, Any],
+    name: str,
+    role: str,
+    *,
+    teams: tuple[str, ...] = (),
+    email: str | None = None,
 ) -> None:
     fields: dict[str, Any] = {"name": name, "role": role, "password": PASSWORD, "teams": list(teams)}
     if email:

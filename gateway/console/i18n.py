@@ -60,7 +60,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "reply": {"en": "Public reply", "zh-CN": "公开回复"},
     "note": {"en": "Internal note", "zh-CN": "内部备注"},
     "send": {"en": "Send", "zh-CN": "发送"},
-    "update": {"en": "Update", "zh-CN": "更新"},
+    "update_fields": {"en": "Update", "zh-CN": "更新"},
     "macros": {"en": "Macros", "zh-CN": "快捷回复"},
     "apply": {"en": "Apply", "zh-CN": "应用"},
     "article_search": {"en": "Search articles", "zh-CN": "搜索文章"},

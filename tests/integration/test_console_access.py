@@ -69,11 +69,15 @@ async def test_csrf_is_required_for_every_change_made_with_a_session(settings: A
             f"/api/v1/tickets/{number}/replies", json=reply, headers={"X-CSRF-Token": "nope"}
         )
         assert wrong.status == 403
-        ok = await client.post(f"/api/v1/tickets/{number}/replies", json=reply, headers={"X-CSRF-Token": csrf})
+        ok = await client.post(
+            f"/api/v1/tickets/{number}/replies", json=reply, headers={"X-CSRF-Token": csrf}
+        )
         assert ok.status == 201
         # a form post (logout) without the token is refused too
         assert (await client.post("/admin/logout", data={})).status == 403
-        assert (await client.post("/admin/logout", data={"csrf_token": csrf}, allow_redirects=False)).status == 303
+        assert (
+            await client.post("/admin/logout", data={"csrf_token": csrf}, allow_redirects=False)
+        ).status == 303
         assert (await client.get("/api/v1/me")).status == 401  # the session is gone
 
 
@@ -85,13 +89,17 @@ async def test_login_throttling_per_account_and_address(settings: Any, mongo: An
 
         async def attempt(password: str, who: str = "alice") -> int:
             resp = await client.post(
-                "/admin/login", data={"login": who, "password": password, "csrf_token": token}, allow_redirects=False
+                "/admin/login",
+                data={"login": who, "password": password, "csrf_token": token},
+                allow_redirects=False,
             )
             return resp.status
 
         assert [await attempt("wrong password") for _ in range(5)] == [401] * 5
         throttled = await client.post(
-            "/admin/login", data={"login": "alice", "password": PASSWORD, "csrf_token": token}, allow_redirects=False
+            "/admin/login",
+            data={"login": "alice", "password": PASSWORD, "csrf_token": token},
+            allow_redirects=False,
         )
         assert throttled.status == 429 and int(throttled.headers["Retry-After"]) > 0
         assert await mongo.login_attempts.count_documents({"key": "account:alice"}) == 5
@@ -118,7 +126,9 @@ async def test_tokens_are_scoped_revocable_and_show_last_use(settings: Any, mong
         number = (await mongo.tickets.find_one({}))["number"]
         write = await client.patch(f"/api/v1/tickets/{number}", json={"priority": "high"}, headers=crm)
         assert write.status == 403
-        listed = {t["id"]: t for t in (await (await client.get("/api/v1/tokens", headers=admin)).json())["items"]}
+        listed = {
+            t["id"]: t for t in (await (await client.get("/api/v1/tokens", headers=admin)).json())["items"]
+        }
         assert listed[body["id"]]["last_used_at"] is not None and "token_hash" not in listed[body["id"]]
         assert (await client.delete(f"/api/v1/tokens/{body['id']}", headers=admin)).status == 204
         revoked = await client.get("/api/v1/tickets", headers=crm)

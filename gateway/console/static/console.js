@@ -121,14 +121,21 @@ function initTicket() {
     area.focus();
   });
   const props = $("#props-form");
+  const snapshot = () => ({
+    status: $("#f-status").value,
+    priority: $("#f-priority").value,
+    assignee: $("#f-assignee").value,
+    tags: words($("#f-tags").value).join(","),
+  });
+  let initial = props ? snapshot() : null;
   if (props) props.addEventListener("submit", guard(async () => {
-    const data = {
-      status: $("#f-status").value,
-      priority: $("#f-priority").value,
-      assignee: $("#f-assignee").value,
-      tags: words($("#f-tags").value),
-    };
+    // Only what the agent changed: an untouched field must not become an "updated" event.
+    const now = snapshot();
+    const data = {};
+    for (const k of Object.keys(now)) if (now[k] !== initial[k]) data[k] = k === "tags" ? words($("#f-tags").value) : now[k];
+    if (!Object.keys(data).length) return;
     await api("PATCH", base, data);
+    initial = now;
     flash(T.saved);
     await reload();
   }));
