@@ -231,10 +231,49 @@ class MessageBus(Component):
             if self._queues.get(conv) is queue and not queue:
                 del self._queues[conv]
 
+    async def _wait_for_earlier(self, doc: dict[str, Any]) -> None:
+        """Wait while another process holds an earlier message of this conversation.
+
+        A load balancer spreads one chat's webhooks over instances; without this wait two processes ran
+        turns of one conversation at once and one turn's dialog state overwrote the other's. In-process
+        order comes from the conversation queue; this orders across processes by `received_at` (then
+        `_id`). Bounded by half a lease: a record stuck with a crashed owner is taken over by the sweep,
+        and past the bound we go on rather than let our own lease lapse.
+        """
+        received = doc.get("received_at")
+        if received is None:
+            return
+        earlier = {
+            "conversation_key": doc["conversation_key"],
+            "state": {"$in": ["processing", "pending"]},
+            "owner": {"$ne": self.owner},
+            "$or": [
+                {"received_at": {"$lt": received}},
+                {"received_at": received, "_id": {"$lt": doc["_id"]}},
+            ],
+        }
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.lease_seconds / 2
+        pause = 0.05
+        while True:
+            try:
+                if await self._db.inbox.find_one(earlier, {"_id": 1}) is None:
+                    return
+            except PyMongoError:
+                return  # the handler's own database calls will report the outage
+            if loop.time() + pause > deadline:
+                log.warning(
+                    "an earlier message of %s is still unfinished; handling this one anyway", doc["_id"]
+                )
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
     async def _handle(self, doc: dict[str, Any]) -> None:
         record_id = str(doc["_id"])
         message_id.set(record_id)  # each conversation drains in its own task: its logs carry the record
         attempts = int(doc.get("attempts", 0)) + 1
+        await self._wait_for_earlier(doc)
         try:
             msg = InboundMessage.from_doc(doc["message"])
             result = await self._handler(msg, record_id)
