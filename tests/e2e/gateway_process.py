@@ -341,3 +341,83 @@ async def send(http: aiohttp.ClientSession, base: str, request: Request) -> int:
 
 def next_id() -> int:
     return next(_seq)
+
+
+# -- what must hold after a run ------------------------------------------------------------------------
+
+
+async def wait_all_handled(db: Any, expected: int, limit: float) -> int:
+    """Wait until `expected` inbox records are finished (done or ignored); returns how many are."""
+    deadline = time.monotonic() + limit
+    finished = 0
+    while time.monotonic() < deadline:
+        finished = await db.inbox.count_documents({"state": {"$in": ["done", "ignored"]}})
+        if finished >= expected:
+            return finished
+        await asyncio.sleep(0.5)
+    return finished
+
+
+async def duplicate_report(db: Any, *, crashed: bool = False) -> dict[str, Any]:
+    """Everything that would show a message handled twice (empty lists: none).
+
+    - an inbox record not finished, or (without a crash) handled more than once (`attempts`);
+    - a web-form record without exactly one ticket, two tickets with one number or one source;
+    - a dialog conversation whose turn count differs from its finished inbox records;
+    - an outbox idempotency key stored twice.
+    """
+    problems: dict[str, Any] = {}
+    unfinished = await db.inbox.count_documents({"state": {"$nin": ["done", "ignored"]}})
+    problems["unfinished_inbox"] = unfinished
+    if not crashed:
+        rerun = await db.inbox.count_documents({"state": "done", "attempts": {"$gt": 1}})
+        problems["inbox_handled_more_than_once"] = rerun
+    tickets = [t async for t in db.tickets.find({}, {"number": 1, "source_key": 1, "conversation_key": 1})]
+    numbers = [t["number"] for t in tickets]
+    problems["duplicate_ticket_numbers"] = len(numbers) - len(set(numbers))
+    sources = [t.get("source_key") for t in tickets if t.get("source_key")]
+    problems["duplicate_ticket_sources"] = len(sources) - len(set(sources))
+    per_form: dict[str, int] = {}
+    for t in tickets:
+        if str(t.get("conversation_key", "")).startswith("webform:"):
+            per_form[t["conversation_key"]] = per_form.get(t["conversation_key"], 0) + 1
+    forms = [
+        r["conversation_key"] async for r in db.inbox.find({"channel": "webform"}, {"conversation_key": 1})
+    ]
+    problems["webform_records_without_one_ticket"] = [k for k in forms if per_form.get(k) != 1][:20]
+    records: dict[str, int] = {}
+    async for r in db.inbox.find(
+        {"state": "done", "channel": {"$in": ["wechat", "telegram"]}}, {"conversation_key": 1}
+    ):
+        records[r["conversation_key"]] = records.get(r["conversation_key"], 0) + 1
+    turns = {c["key"]: c.get("turns", 0) async for c in db.conversations.find({}, {"key": 1, "turns": 1})}
+    problems["conversations_with_wrong_turn_count"] = [
+        (k, n, turns.get(k)) for k, n in records.items() if k in turns and turns[k] != n
+    ][:20]
+    keys = await db.outbox.distinct("idempotency_key")
+    problems["duplicate_outbox_keys"] = await db.outbox.count_documents({}) - len(keys)
+    return problems
+
+
+def clean(problems: dict[str, Any]) -> bool:
+    return not any(problems.values())
+
+
+async def lease_holder(db: Any, name: str) -> str | None:
+    """The owner (`host:pid:...`) of a live leader lease, or None."""
+    from datetime import UTC, datetime
+
+    doc = await db.leases.find_one({"_id": name})
+    if doc is None:
+        return None
+    expires = doc["expires_at"]
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return str(doc["owner"]) if expires > datetime.now(UTC) else None
+
+
+def owner_pid(owner: str | None) -> int | None:
+    if not owner:
+        return None
+    parts = owner.split(":")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
