@@ -1,0 +1,158 @@
+"""Two gateway processes on one database under mixed load (web form, WeChat callbacks, Telegram webhook
+updates, one chat's messages spread over both): no message is handled twice; SIGKILL the process that
+holds the Telegram polling lease and the other takes the lease over and polls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.e2e.gateway_process import (
+    GatewayConfig,
+    GatewayProcess,
+    Request,
+    database_server,
+    duplicate_report,
+    lease_holder,
+    owner_pid,
+    send,
+    telegram_request,
+    wait_all_handled,
+    webform_request,
+    wechat_request,
+    wechat_signer,
+)
+from tests.fakes.telegram_api import FakeTelegramApi
+from tests.fakes.wechat_api import FakeWeChatApi
+
+LEASE = "telegram-poll:poller"
+POLL_LEASE_SECONDS = 4.0
+
+
+def _load(tag: int, chats: int, wx: FakeWeChatApi) -> list[list[Request]]:
+    signer = wechat_signer()
+    conversations = []
+    for c in range(chats):
+        openid = f"o_so{tag}_{c}"
+        wx.user_wrote(openid)
+        conversations += [
+            [webform_request(f"so{tag}-{c}")],
+            [wechat_request(signer, openid, f"question {m}", tag * 10**6 + c * 10 + m) for m in range(3)],
+            [telegram_request(tag * 10**6 + c * 10 + m, tag * 1000 + c, f"question {m}") for m in range(3)],
+        ]
+    return conversations
+
+
+async def _drive(gateways: list[GatewayProcess], conversations: list[list[Request]]) -> list[str]:
+    """Each conversation in order, its messages alternating between the gateways; returns what was
+    acknowledged. A refused or failed request is retried, as the platforms do."""
+    acked: list[str] = []
+    turn = 0
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+        async def conversation(requests: list[Request]) -> None:
+            nonlocal turn
+            for request in requests:
+                for _ in range(10):
+                    turn += 1
+                    status = await send(http, gateways[turn % len(gateways)].url, request)
+                    if 200 <= status < 300:
+                        acked.append(request.dedup_key)
+                        break
+                    await asyncio.sleep(0.5)
+
+        await asyncio.gather(*(conversation(c) for c in conversations))
+    return acked
+
+
+@pytest.mark.slow
+async def test_two_processes_no_duplicates_and_the_polling_lease_moves(tmp_path: Path) -> None:
+    async with (
+        FakeTelegramApi(token="111111:SCALE-HOOK") as tg,
+        FakeTelegramApi(token="222222:SCALE-POLL") as poll,
+        FakeWeChatApi() as wx,
+    ):
+        with database_server(tmp_path / "db") as uri:
+            config = GatewayConfig(
+                uri=uri,
+                database="scale_test",
+                telegram_api=tg.base_url,
+                telegram_token=tg.token,
+                wechat_api=wx.base_url,
+                poll_api=poll.base_url,
+                poll_token=poll.token,
+                poll_lease_seconds=POLL_LEASE_SECONDS,
+                lease_seconds=3.0,
+                sweep_interval_seconds=0.5,
+            )
+            gateways = [GatewayProcess(tmp_path, config, name=f"gw{i}") for i in range(2)]
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+            db = client.scale_test
+            try:
+                for gw in gateways:
+                    gw.start()
+                for gw in gateways:
+                    await gw.wait_healthy()
+                acked = await _drive(gateways, _load(1, 4, wx))
+                assert len(acked) == 28
+                assert await wait_all_handled(db, 28, 90) >= 28
+
+                holder = None
+                for _ in range(100):
+                    holder = owner_pid(await lease_holder(db, LEASE))
+                    if holder:
+                        break
+                    await asyncio.sleep(0.2)
+                leader = next(g for g in gateways if g.pid == holder)
+                survivor = next(g for g in gateways if g is not leader)
+                # Kill the leader in the middle of more load, which then goes to the survivor only.
+                more = asyncio.ensure_future(_drive([survivor], _load(2, 3, wx)))
+                await asyncio.sleep(0.3)
+                leader.kill()
+                killed = time.monotonic()
+                new = None
+                while time.monotonic() - killed < 60:
+                    new = owner_pid(await lease_holder(db, LEASE))
+                    if new and new != holder:
+                        break
+                    await asyncio.sleep(0.1)
+                takeover = time.monotonic() - killed
+                assert new == survivor.pid, (holder, new, survivor.pid)
+                update = poll.push_message(424242, "anyone polling?")
+                acked += await more
+
+                async def polled() -> bool:
+                    key = f"telegram:poller:{update['update_id']}"
+                    return bool(await db.inbox.count_documents({"dedup_key": key}))
+
+                for _ in range(300):
+                    if await polled():
+                        break
+                    await asyncio.sleep(0.1)
+                assert await polled(), "the new leader did not poll"
+
+                total = await db.inbox.count_documents({})
+                assert await wait_all_handled(db, total, 90) >= total
+                for key in acked:  # every acknowledged message stored exactly once
+                    assert await db.inbox.count_documents({"dedup_key": key}) == 1, key
+                problems = await duplicate_report(db, crashed=True)
+                assert not any(problems.values()), problems
+                # Nothing was sent twice: the fake platforms saw one send per sent outbox record (plus at
+                # most the records the killed process was sending when it died).
+                for fake, bot in ((tg, "support"), (poll, "poller")):
+                    query = {"channel": "telegram", "account": bot}
+                    sent = await db.outbox.count_documents({**query, "state": "sent"})
+                    sending = await db.outbox.count_documents({**query, "state": "sending"})
+                    assert sent <= len(fake.sent_messages()) <= sent + sending, bot
+                # The lease lapses after its time; generous bound for a busy machine.
+                assert takeover < POLL_LEASE_SECONDS + 20, takeover
+            finally:
+                for gw in gateways:
+                    gw.stop()
+                await client.close()
