@@ -11,6 +11,7 @@ from gateway.api import operations as operations_api
 from gateway.api import reports as reports_api
 from gateway.appkeys import OPERATIONS
 from gateway.csat_intake import CsatIntake, csat_link_hook
+from gateway.facts_refresher import FactsRefresher
 from gateway.notification_policy import NotificationPolicy
 from gateway.operations import Operations
 from gateway.ops_scheduler import OperationsScheduler
@@ -44,6 +45,7 @@ def install(wiring: Wiring) -> None:
     assignment = AssignmentService(routing, wiring.tickets, events, clock=clock)
     tracker = SlaTracker(db, wiring.tickets, events, clock=clock)
     rollups = Rollups(db, clock=clock)
+    refresher = FactsRefresher(rollups)
     csat = CsatService(db, wiring.tickets, events, clock=clock)
     policy = NotificationPolicy(db, clock=clock)
     staff_bot = next((b for b in settings.telegram_bots if b.staff_chat_id), None)
@@ -63,7 +65,7 @@ def install(wiring: Wiring) -> None:
             task = await csat.follow_up(ticket, score, rating.get("comment"))
             if task is not None:
                 await staff.low_rating(task)
-        await rollups.refresh(ticket.id)
+        refresher.mark(ticket.id)
 
     scheduler = OperationsScheduler(db, tracker, rollups, on_rating, clock=clock)
     ops = Operations(
@@ -72,6 +74,7 @@ def install(wiring: Wiring) -> None:
         assignment=assignment,
         sla=tracker,
         rollups=rollups,
+        refresher=refresher,
         csat=csat,
         policy=policy,
         staff=staff,
@@ -110,7 +113,7 @@ def install(wiring: Wiring) -> None:
     events.register(CsatRated, rated)
 
     async def refresh(event: TicketEvent) -> None:
-        await rollups.refresh(event.ticket_id)
+        refresher.mark(event.ticket_id)
 
     for kind in (TicketCreated, StatusChanged, PublicReplyAdded, TicketUpdated, TicketAssigned, SlaBreached):
         events.register(kind, refresh)
@@ -123,6 +126,7 @@ def install(wiring: Wiring) -> None:
         )
 
     wiring.on_ready.append(ready)
+    wiring.components.append(refresher)
     wiring.components.append(scheduler)
     wiring.app.router.add_routes(operations_api.routes)
     wiring.app.router.add_routes(reports_api.routes)

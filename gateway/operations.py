@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.database import Db
+from gateway.facts_refresher import FactsRefresher
 from gateway.notification_policy import NotificationPolicy
 from gateway.ops_scheduler import OperationsScheduler
 from gateway.staff_notices import StaffNotices
@@ -23,6 +24,7 @@ class Operations:
     assignment: AssignmentService
     sla: SlaTracker
     rollups: Rollups
+    refresher: FactsRefresher
     csat: CsatService
     policy: NotificationPolicy
     staff: StaffNotices

@@ -147,8 +147,11 @@ class AssignmentService:
         ticket = await self._tickets.get(event.ticket_id)
         if ticket.team or ticket.assignee:
             return  # a retried handler (or assigned at intake): decided already
+        rules = await self.store.rules()
+        if not rules:
+            return  # nothing configured: tickets wait for someone to take them
         customer = await self.store.customer(ticket.requester)
-        decision = await self.decide(context_of(ticket, customer), take=True)
+        decision = await self.decide(context_of(ticket, customer), rules=rules, take=True)
         if decision.team is None:
             return
         await self.apply(ticket, decision, Actor.system("routing"), event_id=f"{ticket.id}:assigned")

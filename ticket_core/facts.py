@@ -106,7 +106,8 @@ def compute(
     )
 
 
-def contributions(facts: TicketFacts) -> Contributions:
+def stored(facts: TicketFacts) -> dict[str, Any]:
+    """What `ticket_facts` keeps per ticket: enough to know its contributions, compactly."""
     values: dict[str, float] = {"tickets": 1}
     if facts.first_response_seconds is not None:
         values["responded"] = 1
@@ -132,12 +133,31 @@ def contributions(facts: TicketFacts) -> Contributions:
         values["sla_n"] = 1
         if facts.sla_breached:
             values["sla_breached"] = 1
+    # Field names hold dots (`rt_hist.12`), which MongoDB reads as paths: kept as pairs.
+    return {
+        "day": facts.day,
+        "dims": dict(facts.dims),
+        "values": [[k, v] for k, v in values.items()],
+        "open": facts.open,
+    }
+
+
+def expand(doc: Mapping[str, Any] | None) -> Contributions:
+    """The rollup amounts one stored facts document stands for (one per dimension value and day)."""
+    if not doc or "values" not in doc:
+        return {}
+    values = {str(k): v for k, v in doc["values"]}
+    day, dims = str(doc["day"]), doc["dims"]
     out: Contributions = {}
-    for dim, value in (("all", "all"), *((d, facts.dims[d]) for d in DIMENSIONS)):
-        out[rollup_id(dim, value, facts.day)] = dict(values)
-        if facts.open:
-            out[backlog_id(dim, value)] = {f"open.{facts.day}": 1}
+    for dim, value in (("all", "all"), *((d, str(dims[d])) for d in DIMENSIONS)):
+        out[rollup_id(dim, value, day)] = dict(values)
+        if doc.get("open"):
+            out[backlog_id(dim, value)] = {f"open.{day}": 1}
     return out
+
+
+def contributions(facts: TicketFacts) -> Contributions:
+    return expand(stored(facts))
 
 
 def rollup_id(dim: str, value: str, day: str) -> str:

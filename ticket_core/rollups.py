@@ -24,11 +24,12 @@ from ticket_core.facts import (
     Contributions,
     add_into,
     compute,
-    contributions,
     delta,
     describe,
+    expand,
     rollup_doc,
     rollup_id,
+    stored,
 )
 from ticket_core.repository import Db
 
@@ -40,18 +41,6 @@ REFRESH_ATTEMPTS = 5
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _encode(contrib: Contributions) -> list[list[Any]]:
-    # Field names like `rt_hist.12` hold dots, which MongoDB reads as paths: stored as rows instead.
-    return [[key, name, amount] for key, values in contrib.items() for name, amount in values.items()]
-
-
-def _decode(rows: Any) -> Contributions:
-    out: Contributions = defaultdict(dict)
-    for key, name, amount in rows or ():
-        out[key][name] = amount
-    return dict(out)
 
 
 async def reporting_calendar(db: Db) -> BusinessCalendar:
@@ -79,24 +68,20 @@ class Rollups:
             if ticket is None:
                 return
             events = [e async for e in self._db.ticket_events.find({"ticket_id": ticket_id})]
-            new = contributions(compute(ticket, events, calendar))
+            facts_now = stored(compute(ticket, events, calendar))
             facts = await self._db.ticket_facts.find_one({"_id": ticket_id})
             version = int(facts["version"]) if facts else 0
-            old = _decode(facts["rows"]) if facts else {}
-            change = delta(old, new)
+            change = delta(expand(facts), expand(facts_now))
             if not change:
                 return
             if facts is None:
                 try:
-                    await self._db.ticket_facts.insert_one(
-                        {"_id": ticket_id, "version": 1, "rows": _encode(new)}
-                    )
+                    await self._db.ticket_facts.insert_one({"_id": ticket_id, "version": 1, **facts_now})
                 except DuplicateKeyError:
                     continue  # another process recorded it first: start over from its version
             else:
                 won = await self._db.ticket_facts.update_one(
-                    {"_id": ticket_id, "version": version},
-                    {"$set": {"rows": _encode(new), "version": version + 1}},
+                    {"_id": ticket_id, "version": version}, {"$set": {**facts_now, "version": version + 1}}
                 )
                 if won.modified_count != 1:
                     continue
@@ -172,9 +157,9 @@ class Rollups:
             async for event in self._db.ticket_events.find({"ticket_id": {"$in": ids}}):
                 by_ticket[event["ticket_id"]].append(event)
             for ticket in chunk:
-                contrib = contributions(compute(ticket, by_ticket[str(ticket["_id"])], calendar))
-                add_into(total, contrib)
-                facts_docs.append({"_id": str(ticket["_id"]), "version": 1, "rows": _encode(contrib)})
+                facts = stored(compute(ticket, by_ticket[str(ticket["_id"])], calendar))
+                add_into(total, expand(facts))
+                facts_docs.append({"_id": str(ticket["_id"]), "version": 1, **facts})
             if facts_docs:
                 # Replace, not insert: a refresh in another process may have written one meanwhile.
                 await self._db.ticket_facts.bulk_write(

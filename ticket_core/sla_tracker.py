@@ -55,9 +55,12 @@ class SlaTracker:
         ticket = await self._tickets.get(event.ticket_id)
         if ticket.sla:
             return  # a retried handler
+        policies = await self.policies()
+        if not policies:
+            return
         customer = await self._db.customers.find_one({"_id": object_id(ticket.requester)}, {"tier": 1})
         policy = pick_policy(
-            await self.policies(),
+            policies,
             priority=ticket.priority,
             category=ticket.category,
             tier=(customer or {}).get("tier"),

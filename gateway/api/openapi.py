@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api import console_openapi, kb_openapi
+from gateway.api import console_openapi, kb_openapi, ops_openapi
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -262,8 +262,12 @@ DOCUMENT: dict[str, Any] = {
 
 DOCUMENT["components"]["schemas"].update(kb_openapi.SCHEMAS)
 DOCUMENT["paths"].update(kb_openapi.PATHS)
+DOCUMENT["components"]["schemas"].update(ops_openapi.SCHEMAS)
+DOCUMENT["paths"].update(ops_openapi.PATHS)
 DOCUMENT["components"]["schemas"].update(console_openapi.SCHEMAS)
 DOCUMENT["paths"].update(console_openapi.PATHS)
+for _path, _item in console_openapi.FALLBACK_PATHS.items():
+    DOCUMENT["paths"].setdefault(_path, _item)
 # Console sessions authenticate the API too (cookie plus X-CSRF-Token on changes).
 DOCUMENT["components"]["securitySchemes"]["session"] = {
     "type": "apiKey",

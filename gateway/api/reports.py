@@ -86,6 +86,7 @@ async def summary(request: web.Request) -> web.Response:
         )
     by = _by(request, GROUPS)
     fmt = _format(request)
+    await ops.refresher.settle()
     await ops.rollups.catch_up_deflections()
     dim = "all" if by in (None, "day") else by
     docs = await ops.rollups.read(
@@ -109,6 +110,7 @@ async def backlog_report(request: web.Request) -> web.Response:
     ops = request.app[OPERATIONS]
     by = _by(request, ("channel", "category", "team", "agent"))
     fmt = _format(request)
+    await ops.refresher.settle()
     calendar = await ops.rollups.calendar()
     docs = await ops.rollups.read({"kind": "backlog", "dim": by or "all"})
     result = {"by": by, **backlog(docs, calendar.local_day(ops.clock()))}
@@ -135,6 +137,7 @@ async def backlog_report(request: web.Request) -> web.Response:
 async def rebuild(request: web.Request) -> web.Response:
     """Recompute every ticket's facts and the rollups from `tickets` and `ticket_events`."""
     require_role(request, "admin")
+    await request.app[OPERATIONS].refresher.settle()
     count = await request.app[OPERATIONS].rollups.rebuild()
     return json_response({"tickets": count})
 
