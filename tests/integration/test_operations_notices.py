@@ -188,3 +188,29 @@ async def test_switches_quiet_hours_and_a_reply_rating(settings: Any, mongo: Any
             return [m for m in fake.sent if m.meta.get("event") == "csat_thanks"]
 
         assert "4/5" in (await eventually(thanks))[0].text
+
+
+async def test_a_low_rating_from_the_telegram_buttons_gets_the_same_follow_up(
+    settings: Any, mongo: Any
+) -> None:
+    from gateway.appkeys import OPERATIONS
+
+    async with running_app(settings, channels=[FakeChannel()]) as client:
+        headers = await token(client, "admin")
+        await client.post("/api/v1/teams", json={"name": "support", "lead": "lead"}, headers=headers)
+        await client.post("/api/v1/routing-rules", json={"name": "all", "team": "support"}, headers=headers)
+        ops = client.app[OPERATIONS]
+        await ops.scheduler.run_once()  # the first sweep starts the ratings watermark
+        number = str((await _publish(client, _message("t1", "人工")))["ticket_number"])
+        await client.patch(f"/api/v1/tickets/{number}", json={"status": "solved"}, headers=headers)
+        # What bots/csat.py writes for a button tap: the rating on the ticket and a csat event.
+        rated_at = datetime.now(UTC) + timedelta(seconds=1)
+        await mongo.tickets.update_one(
+            {"number": number}, {"$set": {"csat": {"score": 1, "comment": None, "at": rated_at}}}
+        )
+        await ops.scheduler.run_once()
+        await ops.scheduler.run_once()
+        tasks = await mongo.tasks.find({}).to_list()
+        assert [(t["number"], t["assignee"], t["score"]) for t in tasks] == [(number, "lead", 1)]
+        report = await (await client.get("/api/v1/reports/summary", headers=headers)).json()
+        assert report["total"]["csat"] == {"count": 1, "average": 1.0, "satisfied_rate": 0.0}
