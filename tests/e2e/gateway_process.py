@@ -104,6 +104,7 @@ class GatewayConfig:
     outbox_retry_max: float = 2.0
     outbox_poll: float = 0.5
     outbox_max_attempts: int = 8
+    outbox_lease_seconds: float = 60.0
     extra: str = ""
 
     def toml(self, storage: Path, port: int) -> str:
@@ -122,6 +123,7 @@ class GatewayConfig:
             f"retry_max_seconds = {self.outbox_retry_max}",
             f"poll_interval_seconds = {self.outbox_poll}",
             f"max_attempts = {self.outbox_max_attempts}",
+            f"lease_seconds = {self.outbox_lease_seconds}",
         ]
         if self.uri:
             lines += ["[mongodb]", f'uri = "{self.uri}"', f'database = "{self.database}"']

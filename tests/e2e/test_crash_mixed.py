@@ -1,0 +1,176 @@
+"""SIGKILL the gateway during mixed-channel load (web form, WeChat callbacks, Telegram webhook updates;
+the fake platforms run in this test), restart it, let the platforms retry what was not acknowledged:
+every acknowledged message is stored exactly once, every ticket exists once, every due notification
+is sent at least once and no more than once per idempotency key (the fakes' recorded sends per
+recipient against the outbox; the one allowance is a record the killed process was sending at the
+moment it died, which no platform without idempotency keys can tell apart)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.e2e.gateway_process import (
+    GatewayConfig,
+    GatewayProcess,
+    Request,
+    database_server,
+    duplicate_report,
+    send,
+    telegram_request,
+    wait_all_handled,
+    webform_request,
+    wechat_request,
+    wechat_signer,
+)
+from tests.fakes.telegram_api import FakeTelegramApi
+from tests.fakes.wechat_api import FakeWeChatApi
+
+CHATS = 12
+
+
+@pytest.mark.slow
+async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path) -> None:
+    async with FakeTelegramApi(token="333333:CRASH-HOOK") as tg, FakeWeChatApi() as wx:
+        with database_server(tmp_path / "db") as uri:
+            config = GatewayConfig(
+                uri=uri,
+                database="crash_mixed",
+                telegram_api=tg.base_url,
+                telegram_token=tg.token,
+                wechat_api=wx.base_url,
+                lease_seconds=2.0,
+                sweep_interval_seconds=0.5,
+                outbox_lease_seconds=3.0,
+                outbox_poll=0.2,
+                outbox_retry_base=0.1,
+            )
+            signer = wechat_signer()
+            for c in range(CHATS):
+                wx.user_wrote(f"o_crash_{c}")
+            seq = itertools.count(1)
+            makers: dict[str, Callable[[], Request]] = {}  # dedup key -> how to (re)build the request
+
+            def next_request(channel: str) -> Request:
+                n = next(seq)
+                c = n % CHATS
+                if channel == "webform":
+                    make = lambda: webform_request(f"crash-{n}")  # noqa: E731
+                elif channel == "wechat":
+                    make = lambda: wechat_request(signer, f"o_crash_{c}", f"问题 {n}", 7 * 10**9 + n)  # noqa: E731
+                else:
+                    make = lambda: telegram_request(n, 9000 + c, f"question {n}")  # noqa: E731
+                request = make()
+                makers[request.dedup_key] = make
+                return request
+
+            acked: set[str] = set()
+            unacked: set[str] = set()
+            gw = GatewayProcess(tmp_path, config, name="gw")
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+            db = client.crash_mixed
+            try:
+                gw.start()
+                await gw.wait_healthy()
+                stop = asyncio.Event()
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+
+                    async def worker(channel: str) -> None:
+                        while not stop.is_set():
+                            request = next_request(channel)
+                            status = await send(http, gw.url, request)
+                            (acked if 200 <= status < 300 else unacked).add(request.dedup_key)
+                            if status == 0:
+                                return  # the gateway is gone
+
+                    workers = [
+                        asyncio.ensure_future(worker(ch))
+                        for ch in ("webform", "wechat", "telegram")
+                        for _ in range(4)
+                    ]
+                    for _ in range(600):  # until there is plenty in flight, notifications included
+                        if len(acked) >= 90 and len(tg.sent_messages()) + len(wx.delivered) >= 5:
+                            break
+                        await asyncio.sleep(0.1)
+                    gw.kill()
+                    stop.set()
+                    await asyncio.gather(*workers)
+                    assert len(acked) >= 90
+                    # What the dead process was sending: the one case a platform may get twice.
+                    in_flight = Counter(
+                        [
+                            (d["channel"], d["recipient"])
+                            async for d in db.outbox.find(
+                                {"state": "sending"}, {"channel": 1, "recipient": 1}
+                            )
+                        ]
+                    )
+
+                    gw = GatewayProcess(tmp_path, config, name="gw", port=gw.port)
+                    gw.start()
+                    await gw.wait_healthy()
+                    # The platforms retry what was not acknowledged, and WeChat repeats some that were.
+                    retries = sorted(unacked - acked) + sorted(acked)[:15]
+                    for key in retries:
+                        status = await send(http, gw.url, makers[key]())
+                        assert 200 <= status < 300, (key, status)
+                        acked.add(key)
+
+                total = await db.inbox.count_documents({})
+                assert await wait_all_handled(db, total, 60) >= total
+                unfinished = {"state": {"$in": ["pending", "sending"]}}
+                for _ in range(300):
+                    if await db.outbox.count_documents(unfinished) == 0:
+                        break
+                    await asyncio.sleep(0.2)
+
+                for key in acked:
+                    assert await db.inbox.count_documents({"dedup_key": key}) == 1, key
+                problems = await duplicate_report(db, crashed=True)
+                assert not any(problems.values()), problems
+                forms = [k for k in acked if k.startswith("webform:")]
+                for key in forms:  # every acknowledged submission has its one ticket
+                    conv = key  # web-form dedup and conversation keys are the same
+                    assert await db.tickets.count_documents({"conversation_key": conv}) == 1, key
+
+                # Every due notification was sent...
+                assert await db.outbox.count_documents(unfinished) == 0
+                states = Counter([d["state"] async for d in db.outbox.find({}, {"state": 1})])
+                assert states.get("dead", 0) == 0, [
+                    d async for d in db.outbox.find({"state": "dead"}, {"last_error": 1, "channel": 1})
+                ]
+                # ...at least once and at most once per record (per recipient, fakes against outbox).
+                records = Counter(
+                    [
+                        (d["channel"], d["recipient"])
+                        async for d in db.outbox.find(
+                            {
+                                "state": "sent",
+                                "via": {"$ne": "passive"},
+                                "channel": {"$in": ["telegram", "wechat"]},
+                            },
+                            {"channel": 1, "recipient": 1},
+                        )
+                    ]
+                )
+                delivered = Counter(("telegram", str(m["chat"]["id"])) for m in tg.sent_messages())
+                delivered += Counter(("wechat", str(b["touser"])) for b in wx.delivered)
+                assert sum(records.values()) > 0
+                for target in set(records) | set(delivered):
+                    assert records[target] <= delivered[target] <= records[target] + in_flight[target], (
+                        target,
+                        records[target],
+                        delivered[target],
+                        in_flight[target],
+                    )
+            finally:
+                gw.stop()
+                await client.close()
