@@ -63,7 +63,7 @@ async def test_least_open_respects_capacity_and_dry_run_equals_live(settings: An
             ticket = await (await client.get(f"/api/v1/tickets/{number}", headers=headers)).json()
             assert (await dry.json())["assignee"] == ticket["assignee"]
             assert ticket["team"] == "support"
-            assert [e for e in ticket["events"] if e["type"] == "assigned"][0]["data"]["rule"] == "all"
+            assert next(e for e in ticket["events"] if e["type"] == "assigned")["data"]["rule"] == "all"
             picks.append(ticket["assignee"])
         # ann takes 2 (her capacity), bea the rest; cid is off-line and lacks the skill; lead lacks it.
         assert Counter(picks) == {"ann": 2, "bea": 4}
