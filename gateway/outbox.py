@@ -53,7 +53,9 @@ class Outbox(Component):
         self._clock = clock
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{ObjectId()}"
         self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        # Deliveries in flight per (channel, account), each up to `concurrency`: a hung platform API
+        # fills only its own slots, never those of the other channels.
+        self._active: dict[tuple[Any, Any], int] = {}
         self._tasks = TaskGroup("outbox")
         self._inflight: set[ObjectId] = set()
         self._busy: set[tuple[Any, Any, Any]] = set()
@@ -144,6 +146,9 @@ class Outbox(Component):
             recipient = (doc.get("channel"), doc.get("account"), doc.get("recipient"))
             if doc["_id"] in self._inflight or recipient in self._busy:
                 continue
+            account = recipient[:2]
+            if self._active.get(account, 0) >= self._settings.concurrency:
+                continue  # this account's slots are all busy; claim it when one frees up
             lease = now + timedelta(seconds=self._settings.lease_seconds)
             claim = await self._db.outbox.update_one(
                 {"_id": doc["_id"], "state": "pending", "next_attempt_at": doc["next_attempt_at"]},
@@ -153,20 +158,24 @@ class Outbox(Component):
                 taken += 1
                 self._inflight.add(doc["_id"])
                 self._busy.add(recipient)
+                self._active[account] = self._active.get(account, 0) + 1
                 self._tasks.spawn(self._deliver(doc["_id"], recipient), name="outbox-send")
         return taken
 
     async def _deliver(self, record_id: ObjectId, recipient: tuple[Any, Any, Any]) -> None:
         try:
-            async with self._slots:
-                doc = await self._db.outbox.find_one({"_id": record_id})
-                if doc is not None:
-                    await self._attempt(doc)
+            doc = await self._db.outbox.find_one({"_id": record_id})
+            if doc is not None:
+                await self._attempt(doc)
         except PyMongoError as exc:
             log.warning("outbox record %s: database error, the lease will expire: %s", record_id, exc)
         finally:
             self._inflight.discard(record_id)
             self._busy.discard(recipient)
+            account = recipient[:2]
+            self._active[account] -= 1
+            if not self._active[account]:
+                del self._active[account]
             self._wakeup.set()  # the recipient's next message may be waiting
 
     async def _attempt(self, doc: dict[str, Any]) -> None:
