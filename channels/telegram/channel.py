@@ -16,7 +16,6 @@ python-telegram-bot's `Application`: see docs/telegram.md for why.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -47,6 +46,7 @@ from ticket_core.errors import (
     RateLimited,
     StorageUnavailable,
 )
+from ticket_core.lifecycle import TaskGroup
 from ticket_core.messages import InboundMessage, OutboundMessage
 from ticket_core.repository import Db
 
@@ -105,7 +105,7 @@ class TelegramChannel:
             self.poller = TelegramPoller(
                 bot.name, self.api, lease, db, self.accept_update, poll_timeout=bot.poll_timeout
             )
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskGroup(f"telegram-{bot.name}")
         self._waiting: dict[int | str, int] = {}
         self._backlog: dict[int | str, int] = {}
         self._progress: OrderedDict[str, list[int]] = OrderedDict()
@@ -135,12 +135,7 @@ class TelegramChannel:
         self._spawn(self._introduce())
 
     async def shutdown(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all()
         await self.api.shutdown()
 
     async def _introduce(self) -> None:
@@ -156,9 +151,7 @@ class TelegramChannel:
             log.warning("telegram/%s: start-up call failed: %s", self.account, exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     # -- intake ----------------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ endpoint answers `success` and the outbox delivers the reply through the custome
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import secrets
@@ -34,6 +33,7 @@ from channels.wechat.signing import CallbackVerifier, NonceCache
 from channels.wechat.stores import CustomerServiceWindow
 from channels.wechat.xml_parse import WeChatPayload, parse_callback_xml
 from ticket_core.errors import ChannelError, InvalidInput, PermanentDeliveryError, StorageUnavailable
+from ticket_core.lifecycle import TaskGroup
 from ticket_core.messages import AttachmentRef, OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class WeChatChannel:
         self._session: aiohttp.ClientSession | None = None
         self._api: WeChatApiClient | None = None
         self._sender: WeChatSender | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskGroup(f"wechat-{account.name}")
         # Read by the dialog's replier: replies wait this long in the outbox so the callback that
         # caused them can answer with one as its passive reply before the worker sends it.
         budget = account.reply_budget_seconds
@@ -136,28 +136,13 @@ class WeChatChannel:
         self._sender = WeChatSender(self._api, self._window, self._composer)
 
     async def shutdown(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await self._tasks.cancel_all()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning(
-                "wechat %s: background task %s failed: %r", self.account, task.get_name(), task.exception()
-            )
+        self._tasks.spawn(coro, name=name)
 
     @property
     def api(self) -> WeChatApiClient:
