@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import socket
 import sys
@@ -13,7 +12,7 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from gateway import email_cli, kb_cli, user_cli
+from gateway import email_cli, kb_cli, logs, user_cli
 from gateway.config import Settings, describe, load_settings
 from gateway.database import Database
 from gateway.install_telegram import telegram_modes
@@ -145,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     user_cli.add_parser(sub)
     email_cli.add_parser(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("OMNIGATE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    logs.configure(
+        os.environ.get("OMNIGATE_LOG_LEVEL", "INFO"), os.environ.get("OMNIGATE_LOG_FORMAT", "auto")
     )
+
     try:
         settings = _settings(args)
         if args.command == "serve":
