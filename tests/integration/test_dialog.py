@@ -218,7 +218,12 @@ async def test_no_answer_in_time_hands_over(chat: Any) -> None:
 
     made = await eventually(ticket, timeout=10)
     assert "冰箱不制冷" in made["description"]
-    assert await sweeper.run_once() == 0  # the conversation is idle again
+
+    async def idle() -> bool:  # the turn saves the conversation after it made the ticket
+        return (await mongo.conversations.find_one({"key": "fake:main:u1"}))["state"] == "idle"
+
+    await eventually(idle, timeout=10)
+    assert await sweeper.run_once() == 0  # nothing is waiting any more
 
 
 async def test_out_of_hours_rule_answers_only_outside_business_hours(make_settings: Any, mongo: Any) -> None:
