@@ -31,7 +31,7 @@ test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q -ra
 
 bench: $(VENV)/.dev-installed
-	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/artifacts bench/results
