@@ -2,8 +2,9 @@
 
 Agents' replies (`OutboundMessage.automatic` false) always go. An automatic one is suppressed when the
 recipient is one of our own mailboxes, when the last mail we got from them was itself automatic (an
-out-of-office, a bounce, a list: answering it starts a robot conversation), or when the recipient
-already got `auto_reply_limit` automatic mails in the current window. The cap is a list of message
+out-of-office, a bounce, a list: answering it starts a robot conversation), or, for answers to their
+mail (confirmations, dialog replies), when the recipient already got `auto_reply_limit` of them in the
+current window; notices of agents' actions on a ticket are not capped. The cap is a list of message
 fingerprints per recipient and fixed window in `channel_state`, taken with one guarded upsert: when
 the list is full the filter no longer matches and the upsert collides on the unique key.
 """
@@ -56,6 +57,12 @@ class AutomaticMailGuard:
         if meta.get("automatic"):
             reasons = ", ".join(meta.get("automatic_reasons") or []) or "automatic"
             return f"suppressed: the recipient's last mail was automatic ({reasons})"
+        # A notice of what a person did on the ticket (status change, assignment) is not a robot's answer
+        # to the customer's mail: only answers (confirmations, dialog replies) count against the cap, or
+        # a busy ticket would stop telling its customer what happens.
+        event = message.meta.get("event")
+        if event not in (None, "ticket_created"):
+            return None
         if not await self._take_slot(recipient, fingerprint(message)):
             return (
                 f"suppressed: {self._box.auto_reply_limit} automatic mails to this recipient within "
