@@ -222,11 +222,12 @@ class MessageBus(Component):
     async def _drain(self, conv: str) -> None:
         queue = self._queues[conv]
         try:
-            async with self._slots:
-                while queue:
-                    doc = queue[0]
+            while queue:
+                doc = queue[0]
+                await self._wait_for_earlier(doc)  # without a worker slot: waiting holds up no one
+                async with self._slots:
                     await self._handle(doc)
-                    queue.popleft()
+                queue.popleft()
         finally:
             if self._queues.get(conv) is queue and not queue:
                 del self._queues[conv]
@@ -237,8 +238,10 @@ class MessageBus(Component):
         A load balancer spreads one chat's webhooks over instances; without this wait two processes ran
         turns of one conversation at once and one turn's dialog state overwrote the other's. In-process
         order comes from the conversation queue; this orders across processes by `received_at` (then
-        `_id`). Bounded by half a lease: a record stuck with a crashed owner is taken over by the sweep,
-        and past the bound we go on rather than let our own lease lapse.
+        `_id`), a total order, so two waits never wait for each other. Our own lease is renewed while
+        we wait (else another process's sweep would take the record and run it a second time); an
+        earlier record whose owner crashed is taken over by a sweep and finished. Past a generous bound
+        (a record stuck for another reason) we go on with a warning.
         """
         received = doc.get("received_at")
         if received is None:
@@ -253,15 +256,22 @@ class MessageBus(Component):
             ],
         }
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.lease_seconds / 2
+        lease = self._settings.lease_seconds
+        started = renewed = loop.time()
         pause = 0.05
         while True:
             try:
                 if await self._db.inbox.find_one(earlier, {"_id": 1}) is None:
                     return
+                if loop.time() - renewed > lease / 3:
+                    renewed = loop.time()
+                    await self._db.inbox.update_one(
+                        {"_id": doc["_id"], "owner": self.owner, "state": "processing"},
+                        {"$set": {"lease_until": self._clock() + timedelta(seconds=lease)}},
+                    )
             except PyMongoError:
                 return  # the handler's own database calls will report the outage
-            if loop.time() + pause > deadline:
+            if loop.time() - started > 4 * lease:
                 log.warning(
                     "an earlier message of %s is still unfinished; handling this one anyway", doc["_id"]
                 )
@@ -273,7 +283,6 @@ class MessageBus(Component):
         record_id = str(doc["_id"])
         message_id.set(record_id)  # each conversation drains in its own task: its logs carry the record
         attempts = int(doc.get("attempts", 0)) + 1
-        await self._wait_for_earlier(doc)
         try:
             msg = InboundMessage.from_doc(doc["message"])
             result = await self._handler(msg, record_id)
