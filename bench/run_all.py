@@ -43,7 +43,7 @@ PLAN = [
     Step("match_latency", ["bench/match_latency.py", "--quick"], 90),
     Step("history", ["bench/history.py", "--large", "100000", "--rounds", "3", "--messages", "40"], 200),
     Step("reports", ["bench/reports.py", "--tickets", "20000"], 90),
-    Step("memory", ["bench/memory.py", "--conversations", "10000", "--handle-seconds", "10"], 300),
+    Step("memory", ["bench/memory.py", "--conversations", "10000", "--handle-seconds", "5"], 400),
     Step("scale_out", ["bench/scale_out.py", "--per-channel", "60"], 180),
 ]
 

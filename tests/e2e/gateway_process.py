@@ -372,7 +372,10 @@ async def duplicate_report(db: Any, *, crashed: bool = False) -> dict[str, Any]:
     unfinished = await db.inbox.count_documents({"state": {"$nin": ["done", "ignored"]}})
     problems["unfinished_inbox"] = unfinished
     if not crashed:
-        rerun = await db.inbox.count_documents({"state": "done", "attempts": {"$gt": 1}})
+        # a second run that no failure explains (a failed handler is retried and records last_error)
+        rerun = await db.inbox.count_documents(
+            {"state": "done", "attempts": {"$gt": 1}, "last_error": {"$exists": False}}
+        )
         problems["inbox_handled_more_than_once"] = rerun
     tickets = [t async for t in db.tickets.find({}, {"number": 1, "source_key": 1, "conversation_key": 1})]
     numbers = [t["number"] for t in tickets]
