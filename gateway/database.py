@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -152,6 +152,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source_key", ASCENDING)], unique=True, sparse=True),
         IndexModel([("requester", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)]),
+        # the ticket list: a status filter, newest first (without it a queue page scans every ticket)
+        IndexModel([("status", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("created_at", ASCENDING)]),
         # ticket operations: the SLA sweep reads only due tickets, ratings by time, open work per agent
         IndexModel([("sla.next_check", ASCENDING)], sparse=True),
