@@ -479,7 +479,7 @@ PATHS: dict[str, Any] = {
 }
 
 
-# -- ticket operations (issue 7's endpoints; their bodies are described in docs, kept loose here) ----------
+# -- ticket operations (issue 7): loose entries used only where its own document has none ----------------
 
 _CHANGE = (400, 404, 409, 422)
 _CSV_OR_JSON = {
@@ -501,8 +501,36 @@ REPORT_PARAMS = [
     _query("format", {"enum": ["json", "csv"]}),
 ]
 
-PATHS.update(
+FALLBACK_PATHS: dict[str, Any] = dict(
     {
+        "/api/v1/openapi.json": {"get": op("This document", OBJ, public=True)},
+        "/api/v1/rules": {
+            "get": op("Auto-reply rules", ANY_LIST),
+            "post": op("Create a rule (admin)", OBJ, *_CHANGE, status=201, body=OBJ),
+        },
+        "/api/v1/rules/{id}": {
+            "put": op("Replace a rule (admin)", OBJ, *_CHANGE, body=OBJ, params=[ID]),
+            "delete": op("Delete a rule (admin)", None, 404, status=204, params=[ID]),
+        },
+        "/api/v1/rules/dry-run": {
+            "post": op(
+                "Which rules fire for a sample message",
+                OBJ,
+                *_CHANGE,
+                body={
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {
+                        "text": {"type": "string"},
+                        "channel": {"type": "string"},
+                        "locale": {"type": "string"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "first_contact": {"type": "boolean"},
+                        "customer_tags": STRINGS,
+                    },
+                },
+            )
+        },
         "/api/v1/teams": {
             "get": op("Teams", ANY_LIST),
             "post": op("Create a team (admin)", OBJ, *_CHANGE, status=201, body=OBJ),

@@ -266,6 +266,8 @@ DOCUMENT["components"]["schemas"].update(ops_openapi.SCHEMAS)
 DOCUMENT["paths"].update(ops_openapi.PATHS)
 DOCUMENT["components"]["schemas"].update(console_openapi.SCHEMAS)
 DOCUMENT["paths"].update(console_openapi.PATHS)
+for _path, _item in console_openapi.FALLBACK_PATHS.items():
+    DOCUMENT["paths"].setdefault(_path, _item)
 # Console sessions authenticate the API too (cookie plus X-CSRF-Token on changes).
 DOCUMENT["components"]["securitySchemes"]["session"] = {
     "type": "apiKey",

@@ -101,6 +101,7 @@ def _actor(request: web.Request) -> Actor:
 
 @routes.patch("/api/v1/tickets/{number}")
 async def update_ticket(request: web.Request) -> web.Response:
+    ticket = await visible_ticket(request)
     body = await read_json_object(request)
     unknown = set(body) - {"status", "priority", "assignee", "tags", "category"}
     if unknown:
@@ -120,7 +121,6 @@ async def update_ticket(request: web.Request) -> web.Response:
                 f"{name} must be a string", code="invalid_fields", fields={name: "must be a string"}
             )
     service = request.app[TICKET_SERVICE]
-    ticket = await visible_ticket(request)
     actor = _actor(request)
     ticket = await service.update_fields(
         ticket,
@@ -137,6 +137,7 @@ async def update_ticket(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/tickets/{number}/replies")
 async def add_reply(request: web.Request) -> web.Response:
+    ticket = await visible_ticket(request)  # before validation: others' tickets do not exist for them
     body = await read_json_object(request)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -147,7 +148,6 @@ async def add_reply(request: web.Request) -> web.Response:
             "type must be public or internal", code="invalid_fields", fields={"type": "public|internal"}
         )
     service = request.app[TICKET_SERVICE]
-    ticket = await visible_ticket(request)
     if visibility == "public":
         ticket = await service.add_public_reply(ticket, text, _actor(request))
     else:
