@@ -24,7 +24,7 @@ from channels.base import AttachmentStore, Intake, SendResult
 from channels.settings import WeChatAccount
 from channels.wechat.api_client import TokenStore, WeChatApiClient
 from channels.wechat.clock import AdjustableClock
-from channels.wechat.crypto import Mode, WeChatMessageCrypto, open_callback
+from channels.wechat.crypto import Mode, WeChatMessageCrypto, open_callback, open_encrypted_callback
 from channels.wechat.errors import DecryptError, ReplayRejected, SignatureInvalid, XmlRejected
 from channels.wechat.inbound import WINDOW_EVENTS, MenuMap, to_inbound
 from channels.wechat.outbound import NoTemplates, TemplateComposer, WeChatSender
@@ -172,9 +172,10 @@ class WeChatChannel:
         return web.Response(text=echo, content_type="text/plain")
 
     async def callback(self, request: web.Request) -> web.Response:
+        nonce_key: str | None = None
         try:
             body = await self._read_body(request)
-            clear = await open_callback(
+            opened = open_encrypted_callback(
                 body,
                 request.query,
                 mode=self._mode(),
@@ -182,6 +183,17 @@ class WeChatChannel:
                 crypto=self._crypto,
                 max_bytes=self.settings.max_body_bytes,
             )
+            if opened is not None:
+                clear, nonce_key = opened
+            else:
+                clear = await open_callback(
+                    body,
+                    request.query,
+                    mode=self._mode(),
+                    verifier=self._verifier,
+                    crypto=self._crypto,
+                    max_bytes=self.settings.max_body_bytes,
+                )
             payload = parse_callback_xml(clear, max_bytes=self.settings.max_body_bytes)
         except (SignatureInvalid, ReplayRejected) as exc:
             return _refuse(403, exc)
@@ -196,7 +208,9 @@ class WeChatChannel:
             self.settings.mode == "compatible" and request.query.get("encrypt_type") == "aes"
         )
         try:
-            return await self._accept(payload, request, encrypted=encrypted)
+            return await self._accept(payload, request, encrypted=encrypted, nonce_key=nonce_key)
+        except ReplayRejected as exc:  # a replay of an encrypted message: stored once already
+            return _refuse(403, exc)
         except (StorageUnavailable, PyMongoError) as exc:  # WeChat retries; the dedup key absorbs it
             return _refuse(503, exc)
 
@@ -214,7 +228,9 @@ class WeChatChannel:
             raise XmlRejected(f"body exceeds {limit} bytes", fields={"reason": "too_large"})
         return body
 
-    async def _accept(self, payload: WeChatPayload, request: web.Request, *, encrypted: bool) -> web.Response:
+    async def _accept(
+        self, payload: WeChatPayload, request: web.Request, *, encrypted: bool, nonce_key: str | None = None
+    ) -> web.Response:
         now = self._now()
         attachments, pending_media = await self._fetch_media(payload)
         msg = to_inbound(
@@ -227,7 +243,8 @@ class WeChatChannel:
         )
         # The window update runs beside the durable insert: both are needed before any reply goes out.
         window = self._touch_window(payload)
-        accepted, _ = await asyncio.gather(self._intake.publish(msg), window)
+        nonce = self._verifier.remember(nonce_key) if nonce_key is not None else _nothing()
+        accepted, _, _ = await asyncio.gather(self._intake.publish(msg), window, nonce)
         if pending_media is not None:
             self._spawn(self._late_download(accepted.record_id, payload), "wechat-media")
         if payload.event == "templatesendjobfinish" and payload.msg_id:
@@ -318,6 +335,10 @@ class WeChatChannel:
             timestamp=str(int(self._now())),
             nonce=request.query.get("nonce") or secrets.token_hex(5),
         )
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _refuse(status: int, exc: Exception) -> web.Response:

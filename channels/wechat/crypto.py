@@ -102,6 +102,38 @@ class WeChatMessageCrypto:
         return clear[_PREFIX + 4 : body_end]
 
 
+def open_encrypted_callback(
+    body: bytes,
+    query: Mapping[str, str],
+    *,
+    mode: Mode,
+    verifier: CallbackVerifier,
+    crypto: WeChatMessageCrypto | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[bytes, str] | None:
+    """For a body whose content `msg_signature` covers (safe mode, or compatible mode with `Encrypt`):
+    check signature and timestamp, decrypt, and return the clear XML with the nonce key still to be
+    recorded (`verifier.remember`). None for a body only the plain signature covers: use
+    `open_callback`, which records the nonce before anything else.
+
+    Why the nonce may wait: a forged body cannot carry a valid `msg_signature`, so a replay can only
+    repeat a message we have already stored, which the inbox's dedup key absorbs. The caller can then
+    record the nonce beside the durable insert instead of before it (one database round trip less on
+    WeChat's 5-second path) and still answer a replay with 403.
+    """
+    if mode == "plaintext":
+        return None
+    if crypto is None:
+        raise ValueError(f"{mode} mode needs the EncodingAESKey")
+    encrypt = parse_xml_fields(body, max_bytes=max_bytes).get("Encrypt")
+    if encrypt is None and mode == "compatible":
+        return None
+    if not isinstance(encrypt, str) or not encrypt:
+        raise XmlRejected("safe-mode body has no <Encrypt>", fields={"reason": "missing"})
+    nonce_key = verifier.check(query, encrypt=encrypt)
+    return crypto.decrypt(encrypt), nonce_key
+
+
 async def open_callback(
     body: bytes,
     query: Mapping[str, str],

@@ -117,14 +117,21 @@ class CallbackVerifier:
         else:
             verify_msg_signature(self._token, timestamp, nonce, encrypt, _get(query, "msg_signature"))
 
-    async def verify(self, query: Mapping[str, str], *, encrypt: str | None = None) -> None:
-        """Raise SignatureInvalid, StaleTimestamp or NonceReused; return normally if accepted."""
+    def check(self, query: Mapping[str, str], *, encrypt: str | None = None) -> str:
+        """Signature and timestamp window (no side effect); returns the nonce key for `remember`."""
         self.check_signature(query, encrypt=encrypt)
         ts = check_timestamp(_get(query, "timestamp"), now=self._now, window=self._window)
-        # The nonce must outlive the window on both sides, or a replay just inside it would pass.
-        key = f"wechat:{self._account}:{ts}:{_get(query, 'nonce')}"
-        if not await self._nonces.add_if_absent(key, ttl_seconds=2 * self._window + 60):
+        return f"wechat:{self._account}:{ts}:{_get(query, 'nonce')}"
+
+    async def remember(self, nonce_key: str) -> None:
+        """Record the nonce; NonceReused when it was seen. It must outlive the window on both sides,
+        or a replay just inside it would pass."""
+        if not await self._nonces.add_if_absent(nonce_key, ttl_seconds=2 * self._window + 60):
             raise NonceReused("nonce already used")
+
+    async def verify(self, query: Mapping[str, str], *, encrypt: str | None = None) -> None:
+        """Raise SignatureInvalid, StaleTimestamp or NonceReused; return normally if accepted."""
+        await self.remember(self.check(query, encrypt=encrypt))
 
     async def verify_echo(self, query: Mapping[str, str]) -> str:
         """GET URL verification (always plaintext-signed, in every mode): the `echostr` to answer."""
