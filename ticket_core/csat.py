@@ -61,7 +61,10 @@ class CsatTokens:
 
     def verify(self, token: str) -> str:
         ticket_id, _, _mac = token.partition(".")
-        if not ticket_id or not hmac.compare_digest(self.sign(ticket_id), token):
+        # compare bytes: compare_digest refuses non-ASCII str, and a link is whatever a browser sends
+        if not ticket_id or not hmac.compare_digest(
+            self.sign(ticket_id).encode(), token.encode("utf-8", "replace")
+        ):
             raise NotFound("this rating link is not valid")
         return ticket_id
 

@@ -38,10 +38,18 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
+def _bounded_int(text: str) -> int:
+    """MongoDB stores 64-bit integers: a larger one would fail deep in the driver, so refuse it here."""
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise InvalidInput(f"the number {text[:30]} is out of range", code="invalid_json")
+    return value
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_int=_bounded_int)
     except UnicodeDecodeError as exc:
         raise InvalidInput("the body is not valid UTF-8", code="invalid_encoding") from exc
     except json.JSONDecodeError as exc:
