@@ -134,7 +134,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "inbox": [
         IndexModel([("dedup_key", ASCENDING)], unique=True),
         IndexModel([("state", ASCENDING), ("lease_until", ASCENDING)]),
-        IndexModel([("conversation_key", ASCENDING), ("seq", ASCENDING)]),
+        # a conversation's latest records: ordering across processes, email loop and WeChat window checks
+        IndexModel([("conversation_key", ASCENDING), ("_id", DESCENDING)]),
     ],
     "outbox": [
         IndexModel([("idempotency_key", ASCENDING)], unique=True),

@@ -45,10 +45,17 @@ async def _tickets_have_sla_and_tags(db: Db) -> None:
     await db.tickets.update_many({"tags": {"$exists": False}}, {"$set": {"tags": []}})
 
 
+async def _drop_unused_inbox_index(db: Db) -> None:
+    """(conversation_key, seq) was never used: nothing writes `seq`; (conversation_key, _id) replaced it."""
+    if "conversation_key_1_seq_1" in await db.inbox.index_information():
+        await db.inbox.drop_index("conversation_key_1_seq_1")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline indexes", ensure_indexes),
     Migration(2, "lower-case customer emails", _lowercase_customer_emails),
     Migration(3, "tickets carry sla and tags", _tickets_have_sla_and_tags),
+    Migration(4, "drop the unused inbox (conversation_key, seq) index", _drop_unused_inbox_index),
 )
 
 

@@ -26,7 +26,7 @@ from channels.wechat.api_client import TokenStore, WeChatApiClient
 from channels.wechat.clock import AdjustableClock
 from channels.wechat.crypto import Mode, WeChatMessageCrypto, open_callback, open_encrypted_callback
 from channels.wechat.errors import DecryptError, ReplayRejected, SignatureInvalid, XmlRejected
-from channels.wechat.inbound import WINDOW_EVENTS, MenuMap, to_inbound
+from channels.wechat.inbound import MenuMap, to_inbound
 from channels.wechat.outbound import NoTemplates, TemplateComposer, WeChatSender
 from channels.wechat.replies import encrypted_reply_xml, split_text, text_reply_xml
 from channels.wechat.signing import CallbackVerifier, NonceCache
@@ -242,21 +242,14 @@ class WeChatChannel:
             attachments=attachments,
         )
         # The window update runs beside the durable insert: both are needed before any reply goes out.
-        window = self._touch_window(payload)
         nonce = self._verifier.remember(nonce_key) if nonce_key is not None else _nothing()
-        accepted, _, _ = await asyncio.gather(self._intake.publish(msg), window, nonce)
+        accepted, _ = await asyncio.gather(self._intake.publish(msg), nonce)
         if pending_media is not None:
             self._spawn(self._late_download(accepted.record_id, payload), "wechat-media")
         if payload.event == "templatesendjobfinish" and payload.msg_id:
             await self._delivery_log.record(payload.msg_id, payload.template_status or "")
         reply = await self._passive_reply(accepted.record_id, payload, request, encrypted=encrypted)
         return web.Response(text=reply or SUCCESS, content_type="application/xml" if reply else "text/plain")
-
-    async def _touch_window(self, payload: WeChatPayload) -> None:
-        if payload.kind not in ("event", "unknown"):
-            await self._window.user_wrote(payload.from_user, float(payload.create_time))
-        elif payload.event in WINDOW_EVENTS:
-            await self._window.user_interacted(payload.from_user, float(payload.create_time))
 
     # -- media ---------------------------------------------------------------------------------
 

@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from channels.wechat.api_client import AccessToken
+from channels.wechat.inbound import WINDOW_EVENTS
 from ticket_core.errors import StorageUnavailable
 
 Db = AsyncDatabase[dict[str, Any]]
@@ -178,16 +178,35 @@ class CustomerServiceWindow:
     The platform is the authority (45015/45047 close a window we thought open); this record lets the
     sender choose a template message without first burning a failed call, and keeps several
     processes in agreement. Quota is taken before a send by a guarded `$inc`.
+
+    Windows are opened when a send asks, from the follower's last message and last click, follow or
+    scan as stored in `inbox` anyway, rather than by a write on every callback: WeChat's 5-second path
+    then costs one database write (the inbox record) instead of two.
     """
 
     def __init__(self, db: Db, account: str, *, clock: Clock = time.time) -> None:
+        self._db = db
         self._coll = db["channel_state"]
         self._account = account
         self._clock = clock
-        self._writes: GroupCommit[UpdateOne] = GroupCommit(self._bulk)
 
     def _key(self, openid: str) -> str:
         return f"wechat_window:{self._account}:{openid}"
+
+    async def _last(self, openid: str, query: dict[str, Any]) -> float | None:
+        doc = await self._db["inbox"].find_one(
+            {"conversation_key": f"wechat:{self._account}:{openid}", **query},
+            {"message.meta.create_time": 1, "received_at": 1},
+            sort=[("_id", -1)],
+        )
+        if doc is None:
+            return None
+        created = ((doc.get("message") or {}).get("meta") or {}).get("create_time")
+        at = float(created) if isinstance(created, int | float) and created > 0 else None
+        received = doc.get("received_at")
+        if at is None and isinstance(received, datetime):
+            at = (received if received.tzinfo else received.replace(tzinfo=UTC)).timestamp()
+        return None if at is None else min(at, self._clock())
 
     async def _open(self, openid: str, at: float, *, kind: str, quota: int) -> None:
         key = self._key(openid)
@@ -195,35 +214,28 @@ class CustomerServiceWindow:
         other = "evt" if kind == "msg" else "msg"
         # Only a newer interaction resets the quota: WeChat's retries of one message must not. When
         # the record holds a newer one, the upsert's insert collides on _id: nothing to do.
-        update = UpdateOne(
-            {"_id": key, stamp: {"$lt": at}},
-            {
-                "$set": {stamp: at, left: quota},
-                "$setOnInsert": {"key": key, f"{other}_at": 0.0, f"{other}_left": 0},
-            },
-            upsert=True,
-        )
         with contextlib.suppress(DuplicateKeyError):
-            await self._writes.submit(update)
+            await self._coll.update_one(
+                {"_id": key, stamp: {"$lt": at}},
+                {
+                    "$set": {stamp: at, left: quota},
+                    "$setOnInsert": {"key": key, f"{other}_at": 0.0, f"{other}_left": 0},
+                },
+                upsert=True,
+            )
 
-    async def _bulk(self, updates: list[UpdateOne]) -> list[BaseException | None]:
-        try:
-            await self._coll.bulk_write(updates, ordered=False)
-        except BulkWriteError as exc:
-            return _outcomes(len(updates), exc)
-        except PyMongoError as exc:
-            return [StorageUnavailable(f"channel state unavailable: {exc}")] * len(updates)
-        return [None] * len(updates)
-
-    async def user_wrote(self, openid: str, at: float) -> None:
-        await self._open(openid, min(at, self._clock()), kind="msg", quota=MESSAGE_WINDOW_QUOTA)
-
-    async def user_interacted(self, openid: str, at: float) -> None:
-        """A menu click, a follow or a QR scan."""
-        await self._open(openid, min(at, self._clock()), kind="evt", quota=EVENT_WINDOW_QUOTA)
+    async def refresh(self, openid: str) -> None:
+        """Open the windows the follower's latest message and interaction give them."""
+        wrote = await self._last(openid, {"message.kind": {"$nin": ["event", "action"]}})
+        if wrote is not None:
+            await self._open(openid, wrote, kind="msg", quota=MESSAGE_WINDOW_QUOTA)
+        interacted = await self._last(openid, {"message.fields.event": {"$in": sorted(WINDOW_EVENTS)}})
+        if interacted is not None:
+            await self._open(openid, interacted, kind="evt", quota=EVENT_WINDOW_QUOTA)
 
     async def reserve(self, openid: str) -> bool:
         """Take one message of quota; False when no window is open (send a template instead)."""
+        await self.refresh(openid)
         now = self._clock()
         for kind, length in (("msg", MESSAGE_WINDOW_SECONDS), ("evt", EVENT_WINDOW_SECONDS)):
             result = await self._coll.update_one(

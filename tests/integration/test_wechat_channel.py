@@ -315,9 +315,11 @@ async def test_messages_and_events_map_to_the_message_conventions(
         assert (view["kind"], view["fields"]["event"]) == ("event", "view")
         gone = await msg({"message.identity.external_id": "o_leaver"})
         assert (gone["kind"], gone["fields"]["event"]) == ("event", "unsubscribe")
-        # The follow and the click opened the one-minute window; the message the 48-hour one.
-        window = await wechat(client, "main")._window.state(o)
-        assert window is not None and window["msg_left"] == 5 and window["evt_left"] == 3
+        # The follow and the click open the one-minute window; the message the 48-hour one.
+        window = wechat(client, "main")._window
+        await window.refresh(o)
+        state = await window.state(o)
+        assert state is not None and state["msg_left"] == 5 and state["evt_left"] == 3
 
 
 async def test_template_job_finish_records_the_delivery_result(
