@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from email import message_from_bytes, policy
@@ -24,8 +25,20 @@ async def running_app(
     settings: Settings, channels: Sequence[Channel] = ()
 ) -> AsyncIterator[TestClient[Any, Any]]:
     app = create_app(settings, channels=channels)
-    async with TestClient(TestServer(app)) as client:
-        yield client
+    watchdog = asyncio.get_running_loop().create_task(_dump_tasks_after(240))
+    try:
+        async with TestClient(TestServer(app)) as client:
+            yield client
+    finally:
+        watchdog.cancel()
+
+
+async def _dump_tasks_after(seconds: float) -> None:
+    """A test stuck this long prints where every task waits (pytest-timeout then fails it)."""
+    await asyncio.sleep(seconds)
+    print(f"\n--- asyncio tasks still waiting after {seconds:.0f} s ---", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=8, file=sys.stderr)
 
 
 async def token(client: TestClient[Any, Any], role: str = "admin") -> dict[str, str]:
