@@ -131,7 +131,7 @@ async def test_health_metrics_and_openapi(settings: Any) -> None:
         assert 'omnigate_outbox_records{state="dead"} 0' in metrics
         res = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
         assert res.headers["X-Request-Id"] == "abc-123"
-        assert len((await client.get("/nope")).headers["X-Request-Id"]) == 16  # one is made when none is given
+        assert len((await client.get("/nope")).headers["X-Request-Id"]) == 16  # made when none is given
         doc = await (await client.get("/api/v1/openapi.json")).json()
         assert doc["openapi"].startswith("3.")
         for path in ("/api/v1/tickets", "/api/v1/tickets/{number}", "/api/v1/tickets/{number}/replies"):
