@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import socket
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +24,7 @@ from channels.telegram.bot_api import (
 )
 from channels.telegram.limits import SendRateLimiter, split_text
 from channels.telegram.updates import classify_update
+from tests.conftest import CORPORA
 from tests.fakes.telegram_api import FakeTelegramApi
 from ticket_core.errors import (
     ChannelError,
@@ -35,7 +34,6 @@ from ticket_core.errors import (
     RateLimited,
 )
 
-CORPORA = Path(os.environ.get("OMNIGATE_CORPORA", "/work/shared/corpora"))
 SCHEMA_PATH = CORPORA / "telegram" / "bot_api_schema.json"
 STAFF = -1001234567890
 CUSTOMER = 218485655

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from channels.email.auto_detect import OMNIGATE_LOOP_HEADER, classify_automatic
+from tests.conftest import CORPORA
 
-CORPUS = Path("/work/shared/corpora/email/eml")
+CORPUS = CORPORA / "email" / "eml"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpora not mounted")
 
 HUMAN = {"From": "Zhang San <zhangsan@example.cn>", "To": "support@example.com", "Subject": "订单问题"}

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from channels.email.mime_parse import ParsedEmail, html_to_text, parse_email, sanitise_filename
+from tests.conftest import CORPORA
 from ticket_core.errors import InvalidInput
 
-CORPUS = Path("/work/shared/corpora/email/eml")
+CORPUS = CORPORA / "email" / "eml"
 OWN = Path(__file__).resolve().parents[1] / "data" / "eml"
 CORPUS_FILES = sorted(CORPUS.rglob("*.eml")) if CORPUS.is_dir() else []
 needs_corpus = pytest.mark.skipif(not CORPUS_FILES, reason="shared corpora not mounted")

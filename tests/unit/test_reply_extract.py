@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from channels.email.reply_extract import extract_reply
+from tests.conftest import CORPORA
 
-REPLY_FIXTURES = Path("/work/shared/corpora/email/reply_fixtures")
+REPLY_FIXTURES = CORPORA / "email" / "reply_fixtures"
 ZH_REPLIES = Path(__file__).resolve().parents[1] / "data" / "zh_replies"
 
 needs_fixtures = pytest.mark.skipif(not REPLY_FIXTURES.is_dir(), reason="shared corpora not mounted")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +17,9 @@ from channels.telegram.updates import (
     locale_for,
     parse_command,
 )
+from tests.conftest import CORPORA
 from ticket_core.errors import InvalidInput
 
-CORPORA = Path(os.environ.get("OMNIGATE_CORPORA", "/work/shared/corpora"))
 UPDATES_DIR = CORPORA / "telegram" / "updates"
 SCHEMA_PATH = CORPORA / "telegram" / "bot_api_schema.json"
 
