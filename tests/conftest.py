@@ -7,9 +7,6 @@ import ipaddress
 import os
 import shutil
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -26,7 +23,7 @@ from gateway.config import (
     Settings,
     StorageSettings,
 )
-from gateway.database import free_port
+from tests.dbserver import database_server
 from ticket_core.secret import Secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,19 +77,6 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 # -- database ---------------------------------------------------------------------------------------
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"secantus exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("secantus did not start")
-
-
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real MongoDB wire endpoint: OMNIGATE_TEST_MONGODB_URI, or an embedded SecantusDB for the session."""
@@ -100,35 +84,8 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    folder = tmp_path_factory.mktemp("secantus")
-    port = free_port()
-    with open(folder / "log.txt", "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "secantus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--storage-path",
-                str(folder / "data"),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_port(port, proc)
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with database_server(tmp_path_factory.mktemp("secantus")) as uri:
+        yield uri
 
 
 @pytest.fixture

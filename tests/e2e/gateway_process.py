@@ -12,8 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,56 +28,6 @@ WECHAT_APP_ID = "wxfake0000000001"
 WECHAT_APP_SECRET = "fake-app-secret"  # FakeWeChatApi's default
 TELEGRAM_SECRET = "multi-webhook-secret"
 DEAD_URL = "http://127.0.0.1:9"  # nothing listens: sends fail fast and stay in the outbox
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], limit: float = 60.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
-@contextmanager
-def database_server(folder: Path) -> Iterator[str]:
-    """One SecantusDB server that several gateways share (`[mongodb] uri`); yields its URI."""
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "secantus.log", "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "secantus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--storage-path",
-                str(folder / "data"),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_port(port, proc)
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from gateway.database import free_port
-from tests.conftest import _wait_port
+from tests.dbserver import spawn, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FORM = {"subject": "断网测试", "description": "数据库暂停时提交", "email": "outage@example.com"}
@@ -38,27 +38,11 @@ async def _post(http: aiohttp.ClientSession, port: int, key: str) -> int:
 @pytest.mark.slow
 async def test_database_outage_gets_503_and_the_gateway_recovers(tmp_path: Path) -> None:
     db_port, port = free_port(), free_port()
-    db = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "secantus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(db_port),
-            "--storage-path",
-            str(tmp_path / "db"),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    db = spawn(tmp_path / "db", db_port)
     gateway: subprocess.Popen[bytes] | None = None
     uri = f"mongodb://127.0.0.1:{db_port}/?directConnection=true"
     try:
-        _wait_port(db_port, db)
+        wait_port(db_port, db)
         config = tmp_path / "omnigate.toml"
         config.write_text(
             f'[server]\nport = {port}\nform_wait_seconds = 1.0\n[storage]\npath = "{tmp_path / "var"}"\n'
