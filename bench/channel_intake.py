@@ -31,11 +31,11 @@ from _common import REPO, machine, write_results
 from intake import raw_insert_rate
 
 from gateway.database import free_port
+from tests.dbserver import database_server
 from tests.e2e.gateway_process import (
     GatewayConfig,
     GatewayProcess,
     Request,
-    database_server,
     send,
     telegram_request,
     webform_request,

@@ -33,7 +33,8 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from gateway.database import ensure_indexes
-from tests.e2e.gateway_process import GatewayConfig, GatewayProcess, database_server, send, webform_request
+from tests.dbserver import database_server
+from tests.e2e.gateway_process import GatewayConfig, GatewayProcess, send, webform_request
 from ticket_core.messages import CustomerIdentity, InboundMessage
 from ticket_core.model import Ticket
 

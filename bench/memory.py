@@ -25,11 +25,11 @@ import aiohttp
 from _common import REPO, machine, write_results
 from pymongo import AsyncMongoClient
 
+from tests.dbserver import database_server
 from tests.e2e.gateway_process import (
     GatewayConfig,
     GatewayProcess,
     Request,
-    database_server,
     send,
     telegram_request,
 )

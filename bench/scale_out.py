@@ -26,11 +26,11 @@ import aiohttp
 from _common import REPO, machine, write_results
 from pymongo import AsyncMongoClient
 
+from tests.dbserver import database_server
 from tests.e2e.gateway_process import (
     GatewayConfig,
     GatewayProcess,
     Request,
-    database_server,
     duplicate_report,
     lease_holder,
     owner_pid,

@@ -15,9 +15,10 @@ from aiosmtpd.controller import Controller
 
 from channels.base import Channel
 from gateway.app import create_app
-from gateway.appkeys import TOKENS
+from gateway.appkeys import BUS, TOKENS
 from gateway.config import Settings
 from gateway.database import free_port
+from ticket_core.messages import CustomerIdentity, InboundMessage
 
 
 @asynccontextmanager
@@ -82,3 +83,22 @@ async def smtp_server() -> AsyncIterator[tuple[int, _Collect]]:
         yield port, handler
     finally:
         await asyncio.to_thread(controller.stop)
+
+
+async def ticket_from_fake(client: TestClient[Any, Any], user: str) -> str:
+    """A fake-channel customer asks for a person: the dialog makes a ticket at once; its number."""
+    msg = InboundMessage(
+        channel="fake",
+        account="main",
+        external_id="1",
+        dedup_key=f"fake:{user}:1",
+        identity=CustomerIdentity("fake", "main", user),
+        conversation_key=f"fake:main:{user}",
+        text="人工",
+        locale="zh-CN",
+        meta={"reply_to": user},
+    )
+    accepted = await client.app[BUS].publish(msg)
+    result = await client.app[BUS].wait_result(accepted.record_id, 10)
+    assert result is not None
+    return str(result["ticket_number"])

@@ -18,11 +18,11 @@ import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.dbserver import database_server
 from tests.e2e.gateway_process import (
     GatewayConfig,
     GatewayProcess,
     Request,
-    database_server,
     duplicate_report,
     send,
     telegram_request,

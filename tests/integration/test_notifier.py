@@ -3,33 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from channels.fake import FakeChannel
-from gateway.appkeys import BUS
-from tests.helpers import eventually, running_app, token
-from ticket_core.messages import CustomerIdentity, InboundMessage
-
-
-async def _ticket_from_fake(client: Any, user: str) -> str:
-    msg = InboundMessage(
-        channel="fake",
-        account="main",
-        external_id="1",
-        dedup_key=f"fake:{user}:1",
-        identity=CustomerIdentity("fake", "main", user),
-        conversation_key=f"fake:main:{user}",
-        text="人工",
-        locale="zh-CN",
-        meta={"reply_to": user},
-    )
-    accepted = await client.app[BUS].publish(msg)
-    result = await client.app[BUS].wait_result(accepted.record_id, 10)
-    assert result is not None
-    return str(result["ticket_number"])
+from tests.helpers import eventually, running_app, ticket_from_fake, token
 
 
 async def test_each_status_change_notifies_once_and_notes_never(settings: Any, mongo: Any) -> None:
     fake = FakeChannel()
     async with running_app(settings, channels=[fake]) as client:
-        number = await _ticket_from_fake(client, "u7")
+        number = await ticket_from_fake(client, "u7")
         headers = await token(client, "agent")
         for status in ("open", "pending", "solved"):
             res = await client.patch(f"/api/v1/tickets/{number}", json={"status": status}, headers=headers)
@@ -64,7 +44,7 @@ async def test_a_template_record_overrides_the_packaged_default(settings: Any, m
         }
     )
     async with running_app(settings, channels=[fake]) as client:
-        number = await _ticket_from_fake(client, "u8")
+        number = await ticket_from_fake(client, "u8")
 
         async def sent() -> bool:
             return bool(fake.sent)

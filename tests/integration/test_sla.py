@@ -11,9 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from channels.fake import FakeChannel
 from channels.settings import EmailMailbox
 from gateway.app import create_app
-from gateway.appkeys import BUS, OPERATIONS, TICKET_SERVICE
-from tests.helpers import eventually, smtp_server, token
-from ticket_core.messages import CustomerIdentity, InboundMessage
+from gateway.appkeys import OPERATIONS, TICKET_SERVICE
+from tests.helpers import eventually, smtp_server, ticket_from_fake, token
 
 FRIDAY = datetime(2026, 11, 6, 16, 30, tzinfo=UTC)
 WEEKDAYS = {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
@@ -36,24 +35,6 @@ class Clock:
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
-
-
-async def _ticket(client: Any, user: str) -> str:
-    msg = InboundMessage(
-        channel="fake",
-        account="main",
-        external_id="1",
-        dedup_key=f"fake:{user}:1",
-        identity=CustomerIdentity("fake", "main", user),
-        conversation_key=f"fake:main:{user}",
-        text="人工",
-        locale="zh-CN",
-        meta={"reply_to": user},
-    )
-    accepted = await client.app[BUS].publish(msg)
-    result = await client.app[BUS].wait_result(accepted.record_id, 10)
-    assert result is not None
-    return str(result["ticket_number"])
 
 
 async def _count(mongo: Any, kind: str) -> int:
@@ -99,7 +80,7 @@ async def test_due_times_pause_warning_and_breach_once_with_two_instances(
             await one.post("/api/v1/agents", json=agent, headers=headers)
         await one.post("/api/v1/routing-rules", json={"name": "all", "team": "support"}, headers=headers)
 
-        number = await _ticket(one, "u1")
+        number = await ticket_from_fake(one, "u1")
         ticket = await mongo.tickets.find_one({"number": number})
         assert ticket["assignee"] == "ann"
         clocks = ticket["sla"]["clocks"]
