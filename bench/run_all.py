@@ -35,7 +35,7 @@ class Step:
 
 PLAN = [
     Step("channel_intake", ["bench/channel_intake.py", "--requests", "1000", "--rounds", "3"], 150),
-    Step("intake", ["bench/intake.py", "--quick"], 90),
+    Step("intake", ["bench/intake.py", "--submissions", "2000"], 120),
     Step("wechat_ack", ["bench/wechat_ack.py", "--seconds", "8"], 90),
     Step("telegram_send", ["bench/telegram_send.py"], 60),
     Step("email_intake", ["bench/email_intake.py"], 90, {"BENCH_EMAILS": "500"}),
