@@ -73,9 +73,9 @@ class _Collect:
 
 
 @asynccontextmanager
-async def smtp_server() -> AsyncIterator[tuple[int, _Collect]]:
-    """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
-    handler = _Collect()
+async def smtp_server(handler: Any = None) -> AsyncIterator[tuple[int, Any]]:
+    """A real SMTP server (aiosmtpd) on loopback; by default it keeps every message it receives."""
+    handler = handler if handler is not None else _Collect()
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     await asyncio.to_thread(controller.start)

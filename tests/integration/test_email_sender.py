@@ -4,7 +4,6 @@ and the automatic-mail cap per recipient."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email import message_from_bytes, policy
@@ -12,14 +11,12 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from channels.email.reply_token import ReplyTokens
 from channels.email.sender import build_message
 from channels.settings import EmailMailbox
 from gateway.appkeys import OUTBOX
-from gateway.database import free_port
-from tests.helpers import eventually, running_app
+from tests.helpers import eventually, running_app, smtp_server
 from ticket_core.errors import InvalidInput
 from ticket_core.messages import OutboundMessage
 
@@ -59,14 +56,8 @@ class Server:
 
 @asynccontextmanager
 async def smtp() -> AsyncIterator[tuple[int, Server]]:
-    handler = Server()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    await asyncio.to_thread(controller.start)
-    try:
+    async with smtp_server(Server()) as (port, handler):
         yield port, handler
-    finally:
-        await asyncio.to_thread(controller.stop)
 
 
 def _box(port: int, **extra: Any) -> EmailMailbox:
