@@ -19,6 +19,7 @@ from gateway.appkeys import OPERATIONS, TICKETS
 from ticket_core.assignment import MAX_REPLAY, context_of
 from ticket_core.business_hours import BusinessCalendar
 from ticket_core.errors import InvalidInput, NotFound
+from ticket_core.repository import object_id
 from ticket_core.rollups import CALENDAR_ID
 from ticket_core.routing import RoutingContext, RoutingRule, Team
 from ticket_core.sla import SlaPolicy
@@ -189,7 +190,7 @@ async def create_routing_rule(request: web.Request) -> web.Response:
 async def update_routing_rule(request: web.Request) -> web.Response:
     _admin(request)
     doc = _rule_doc(await read_json_object(request))
-    oid = _oid(request.match_info["id"])
+    oid = object_id(request.match_info["id"])
     result = await request.app[OPERATIONS].db.routing_rules.update_one({"_id": oid}, {"$set": doc})
     if result.matched_count == 0:
         raise NotFound(f"no routing rule {request.match_info['id']}")
@@ -200,7 +201,7 @@ async def update_routing_rule(request: web.Request) -> web.Response:
 async def delete_routing_rule(request: web.Request) -> web.Response:
     _admin(request)
     result = await request.app[OPERATIONS].db.routing_rules.delete_one(
-        {"_id": _oid(request.match_info["id"])}
+        {"_id": object_id(request.match_info["id"])}
     )
     if result.deleted_count == 0:
         raise NotFound(f"no routing rule {request.match_info['id']}")
@@ -295,12 +296,6 @@ def _time(value: Any, name: str, default: datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _oid(value: str) -> ObjectId:
-    if not ObjectId.is_valid(value):
-        raise NotFound(f"no such id {value!r}")
-    return ObjectId(value)
-
-
 # -- SLA policies, calendar, notifications, tasks ---------------------------------------------------------
 
 
@@ -325,7 +320,7 @@ async def create_sla_policy(request: web.Request) -> web.Response:
 async def update_sla_policy(request: web.Request) -> web.Response:
     _admin(request)
     doc = SlaPolicy.from_doc(await read_json_object(request)).to_doc()
-    oid = _oid(request.match_info["id"])
+    oid = object_id(request.match_info["id"])
     result = await request.app[OPERATIONS].db.sla_policies.update_one({"_id": oid}, {"$set": doc})
     if result.matched_count == 0:
         raise NotFound(f"no SLA policy {request.match_info['id']}")
@@ -335,7 +330,9 @@ async def update_sla_policy(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/sla-policies/{id}")
 async def delete_sla_policy(request: web.Request) -> web.Response:
     _admin(request)
-    result = await request.app[OPERATIONS].db.sla_policies.delete_one({"_id": _oid(request.match_info["id"])})
+    result = await request.app[OPERATIONS].db.sla_policies.delete_one(
+        {"_id": object_id(request.match_info["id"])}
+    )
     if result.deleted_count == 0:
         raise NotFound(f"no SLA policy {request.match_info['id']}")
     return web.Response(status=204)
