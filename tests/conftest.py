@@ -128,7 +128,10 @@ async def mongo(mongo_uri: str, db_name: str) -> AsyncIterator[Any]:
     """A direct driver handle on the test's database (indexes created, as at start-up)."""
     from gateway.database import ensure_indexes
 
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    # A socket timeout turns a wedged read into an error instead of a silent 300 s hang.
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_uri, tz_aware=True, socketTimeoutMS=60000
+    )
     try:
         await ensure_indexes(client[db_name])
         yield client[db_name]

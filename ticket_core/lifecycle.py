@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from types import TracebackType
@@ -12,8 +11,28 @@ from typing import Any, Self
 log = logging.getLogger(__name__)
 
 
+STOP_SECONDS = 20.0
+
+
+async def stop_task(task: asyncio.Task[Any], seconds: float = STOP_SECONDS) -> None:
+    """Cancel `task` and wait for it, but never longer than `seconds`: a task that swallows its
+    cancellation, or awaits something that never answers, must not hang the whole shutdown."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        log.error(
+            "task %s did not stop within %.0f s after cancellation; left behind", task.get_name(), seconds
+        )
+        return
+    if not task.cancelled():
+        task.exception()  # marks it retrieved; the task's owner logs its own failures
+
+
 class Component:
     """Owns resources. `async with` runs initialize and, if that fails halfway, shutdown."""
+
+    # How long `async with` waits for shutdown before it gives up on it (and says so in the log).
+    shutdown_seconds = STOP_SECONDS
 
     async def initialize(self) -> None:
         return None
@@ -32,7 +51,17 @@ class Component:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.shutdown()
+        task = asyncio.get_running_loop().create_task(self.shutdown(), name=f"shutdown {type(self).__name__}")
+        done, _ = await asyncio.wait({task}, timeout=self.shutdown_seconds)
+        if done:
+            task.result()  # its error, if any, is the caller's to see
+            return
+        log.error(
+            "%s did not shut down within %.0f s; going on without it",
+            type(self).__name__,
+            self.shutdown_seconds,
+        )
+        await stop_task(task, 2.0)
 
 
 class TaskGroup:
@@ -56,11 +85,7 @@ class TaskGroup:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def cancel_all(self) -> None:
+    async def cancel_all(self, seconds: float = STOP_SECONDS) -> None:
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*(stop_task(task, seconds) for task in tasks))
         self._tasks.clear()

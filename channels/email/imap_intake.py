@@ -14,7 +14,6 @@ polling when the server has no IDLE, and the connection is rebuilt with exponent
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -38,6 +37,7 @@ from channels.email.raw_store import RawMailStore
 from channels.email.threader import ReplyThreader
 from channels.settings import EmailMailbox
 from ticket_core.errors import ChannelUnavailable, InvalidInput, StorageUnavailable
+from ticket_core.lifecycle import stop_task
 from ticket_core.messages import AttachmentRef
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,7 @@ class ImapIntake:
     async def shutdown(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task)
         if self._session is not None:
             await self._session.close()
         await self._lease.release()

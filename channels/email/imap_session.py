@@ -193,12 +193,17 @@ class ImapSession:
         client, self._client = self._client, None
         if client is None:
             return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.logout(), 2)
+        # A polite LOGOUT, but bounded without waiting on its cancellation: aioimaplib's commands
+        # can outlive a cancel (a lost IDLE, a dead peer), and close() runs on shutdown paths.
+        logout = asyncio.ensure_future(client.logout())
+        await asyncio.wait({logout}, timeout=2)
+        logout.cancel()
+        if logout.done() and not logout.cancelled():
+            logout.exception()  # retrieved: a failed goodbye changes nothing
         with contextlib.suppress(Exception):
             transport = client.protocol.transport
             if transport is not None:
-                transport.close()
+                transport.abort()  # fails any command still pending, so nothing waits on it
 
 
 def _uid_set(uids: list[int]) -> str:

@@ -18,6 +18,7 @@ import aiosmtplib
 
 from channels.settings import EmailMailbox
 from ticket_core.errors import ChannelError, ChannelUnavailable, PermanentDeliveryError
+from ticket_core.lifecycle import stop_task
 
 
 def translate_smtp_error(exc: BaseException) -> ChannelError:
@@ -120,9 +121,7 @@ class SmtpConnection:
     async def close(self) -> None:
         reaper, self._reaper = self._reaper, None
         if reaper is not None and reaper is not asyncio.current_task():
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reaper
+            await stop_task(reaper)
         await self._close_now()
 
     @property

@@ -10,7 +10,6 @@ takeover re-reads at most a few updates, which the inbox's unique `dedup_key` tu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +19,7 @@ from pymongo.errors import PyMongoError
 from channels.telegram.bot_api import TelegramBotApi
 from channels.telegram.lease import LeaderLease
 from ticket_core.errors import ChannelError, InvalidInput, StorageUnavailable
+from ticket_core.lifecycle import stop_task
 from ticket_core.repository import Db
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,7 @@ class TelegramPoller:
     async def shutdown(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task)
         if self.is_leader:
             self.is_leader = False
             await self._lease.release()
