@@ -60,6 +60,7 @@ class MessageBus(Component):
         self._pending: list[tuple[dict[str, Any], asyncio.Future[Accepted]]] = []
         self._wakeup = asyncio.Event()
         self._queues: dict[str, deque[dict[str, Any]]] = {}
+        self._queued: set[ObjectId] = set()  # every record now in one of `_queues`
         self._results: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         self._slots = asyncio.Semaphore(settings.workers)
         self._tasks = TaskGroup("bus")
@@ -79,6 +80,7 @@ class MessageBus(Component):
         self._tasks.spawn(self._flush_loop(), name="bus-group-commit")
         if self._dispatch:
             self._tasks.spawn(self._sweep_loop(), name="bus-sweep")
+            self._tasks.spawn(self._renew_loop(), name="bus-lease-renewal")
 
     async def shutdown(self) -> None:
         self._closing = True
@@ -208,6 +210,9 @@ class MessageBus(Component):
     # -- dispatching -----------------------------------------------------------------------------------
 
     def _enqueue(self, doc: dict[str, Any]) -> None:
+        if doc["_id"] in self._queued:
+            return  # already waiting here (a sweep after a missed lease renewal finds it again)
+        self._queued.add(doc["_id"])
         key = str(doc["_id"])
         if key not in self._results:
             self._results[key] = asyncio.get_running_loop().create_future()
@@ -224,28 +229,45 @@ class MessageBus(Component):
         try:
             while queue:
                 doc = queue[0]
-                await self._wait_for_earlier(doc)  # without a worker slot: waiting holds up no one
-                async with self._slots:
-                    await self._handle(doc)
+                await self._handle_in_order(doc)
                 queue.popleft()
+                self._queued.discard(doc["_id"])
         finally:
             if self._queues.get(conv) is queue and not queue:
                 del self._queues[conv]
 
-    async def _wait_for_earlier(self, doc: dict[str, Any]) -> None:
-        """Wait while another process holds an earlier message of this conversation.
+    async def _handle_in_order(self, doc: dict[str, Any]) -> None:
+        """Handle `doc` once no other process holds an earlier message of its conversation.
 
         A load balancer spreads one chat's webhooks over instances; without this wait two processes ran
         turns of one conversation at once and one turn's dialog state overwrote the other's. In-process
         order comes from the conversation queue; this orders across processes by `received_at` (then
-        `_id`), a total order, so two waits never wait for each other. Our own lease is renewed while
-        we wait (else another process's sweep would take the record and run it a second time); an
-        earlier record whose owner crashed is taken over by a sweep and finished. Past a generous bound
-        (a record stuck for another reason) we go on with a warning.
+        `_id`), a total order, so two waits never wait for each other. The check runs under a worker
+        slot, so a backlog of thousands of conversations makes at most `workers` look-ups at a time; the
+        slot is given back while we wait. An earlier record whose owner crashed is taken over by a sweep
+        and finished. Past a generous bound (a record stuck for another reason) we go on with a warning.
         """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        pause = 0.05
+        while True:
+            async with self._slots:
+                if not await self._earlier_elsewhere(doc):
+                    await self._handle(doc)
+                    return
+                if loop.time() - started > 4 * self._settings.lease_seconds:
+                    log.warning(
+                        "an earlier message of %s is still unfinished; handling this one anyway", doc["_id"]
+                    )
+                    await self._handle(doc)
+                    return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    async def _earlier_elsewhere(self, doc: dict[str, Any]) -> bool:
         received = doc.get("received_at")
         if received is None:
-            return
+            return False
         earlier = {
             "conversation_key": doc["conversation_key"],
             "state": {"$in": ["processing", "pending"]},
@@ -255,29 +277,10 @@ class MessageBus(Component):
                 {"received_at": received, "_id": {"$lt": doc["_id"]}},
             ],
         }
-        loop = asyncio.get_running_loop()
-        lease = self._settings.lease_seconds
-        started = renewed = loop.time()
-        pause = 0.05
-        while True:
-            try:
-                if await self._db.inbox.find_one(earlier, {"_id": 1}) is None:
-                    return
-                if loop.time() - renewed > lease / 3:
-                    renewed = loop.time()
-                    await self._db.inbox.update_one(
-                        {"_id": doc["_id"], "owner": self.owner, "state": "processing"},
-                        {"$set": {"lease_until": self._clock() + timedelta(seconds=lease)}},
-                    )
-            except PyMongoError:
-                return  # the handler's own database calls will report the outage
-            if loop.time() - started > 4 * lease:
-                log.warning(
-                    "an earlier message of %s is still unfinished; handling this one anyway", doc["_id"]
-                )
-                return
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.5)
+        try:
+            return await self._db.inbox.find_one(earlier, {"_id": 1}) is not None
+        except PyMongoError:
+            return False  # the handler's own database calls will report the outage
 
     async def _handle(self, doc: dict[str, Any]) -> None:
         record_id = str(doc["_id"])
@@ -394,6 +397,33 @@ class MessageBus(Component):
             ):
                 taken += 1
         return taken
+
+    async def renew_leases(self) -> int:
+        """Extend the lease of every record this process holds, queued or running, in one update.
+
+        A backlog (thousands of conversations queued behind `workers` slots) outlasts a lease; without
+        renewal the sweeps of this and other processes would take those records over and run them twice.
+        A crashed process renews nothing, so its records still expire and move.
+        """
+        lease = self._settings.lease_seconds
+        now = self._clock()
+        result = await self._db.inbox.update_many(
+            {
+                "owner": self.owner,
+                "state": "processing",
+                "lease_until": {"$lt": now + timedelta(seconds=lease / 2)},
+            },
+            {"$set": {"lease_until": now + timedelta(seconds=lease)}},
+        )
+        return int(result.modified_count)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.lease_seconds / 4)
+            try:
+                await self.renew_leases()
+            except PyMongoError as exc:
+                log.warning("could not renew inbox leases: %s", exc)
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -101,3 +101,23 @@ async def test_sweep_takes_over_records_of_a_crashed_process(mongo: Any) -> None
             await asyncio.sleep(0.05)
     assert handled == ["m7"]
     assert (await mongo.inbox.find_one({}))["state"] == "done"
+
+
+async def test_a_backlog_longer_than_the_lease_is_not_taken_over_or_run_twice(mongo: Any) -> None:
+    """One worker, 40 conversations queued, 1 s lease: the queue outlasts the lease many times over.
+    The process renews its leases, so neither its own sweep nor a second process's takes them."""
+    handled: list[str] = []
+    settings = BusSettings(lease_seconds=1.0, sweep_interval_seconds=0.1, workers=1)
+
+    async def slow(msg: InboundMessage, record_id: str) -> None:
+        await asyncio.sleep(0.08)
+        handled.append(msg.text)
+
+    async def other(msg: InboundMessage, record_id: str) -> None:
+        handled.append("elsewhere " + msg.text)
+
+    async with MessageBus(mongo, settings, slow) as bus, MessageBus(mongo, settings, other):
+        await asyncio.gather(*[bus.publish(_msg(i, conv=f"c{i}")) for i in range(40)])
+        await bus.idle(timeout=30)
+    assert sorted(handled) == sorted(f"m{i}" for i in range(40))  # each once, all by their owner
+    assert await mongo.inbox.count_documents({"state": "done"}) == 40
