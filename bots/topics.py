@@ -43,23 +43,30 @@ class TopicStore:
     async def claim(self, ticket_id: str, owner: str) -> bool:
         """True when `owner` may create the ticket's topic now (nobody has, nobody else is)."""
         now = _now()
-        try:
-            result = await self._db.channel_state.update_one(
-                {
-                    "key": self._ticket_key(ticket_id),
-                    "thread_id": {"$exists": False},
-                    "$or": [
-                        {"claim_owner": owner},
-                        {"claim_until": {"$lt": now}},
-                        {"claim_until": {"$exists": False}},
-                    ],
-                },
-                {"$set": {"claim_owner": owner, "claim_until": now + self._claim, "ticket_id": ticket_id}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
+        key = self._ticket_key(ticket_id)
+        claim = {"claim_owner": owner, "claim_until": now + self._claim, "ticket_id": ticket_id}
+        # Read, decide, then compare-and-set on what was read: an `$or` filter would make the embedded
+        # database scan all of channel_state, which grows with every ticket.
+        doc = await self._db.channel_state.find_one({"key": key})
+        if doc is None:
+            try:
+                await self._db.channel_state.insert_one({"key": key, **claim})
+            except DuplicateKeyError:
+                return False
+            return True
+        until = doc.get("claim_until")
+        if "thread_id" in doc or not (doc.get("claim_owner") == owner or until is None or until < now):
             return False
-        return result.modified_count == 1 or result.upserted_id is not None
+        result = await self._db.channel_state.update_one(
+            {
+                "key": key,
+                "thread_id": {"$exists": False},
+                "claim_owner": doc.get("claim_owner"),
+                "claim_until": until,
+            },
+            {"$set": claim},
+        )
+        return result.modified_count == 1
 
     async def release(self, ticket_id: str, owner: str) -> None:
         """Give up a claim after a failed attempt, so the retry need not wait for it to lapse."""

@@ -2,8 +2,9 @@
 
 Publishing batches concurrent inserts into one `insert_many(ordered=False)` (group commit). A record is
 born leased to the process that stored it, which dispatches it at once from memory; messages of one
-conversation are handled in order. A periodic sweep takes over records whose lease expired (a crashed
-process). A failing handler is retried with backoff and, after the limit, the record is quarantined.
+conversation are handled in order. A dispatching process keeps one heartbeat in `leases`; a periodic
+sweep takes over records whose lease expired and whose owner's heartbeat stopped (a crashed process).
+A failing handler is retried with backoff and, after the limit, the record is quarantined.
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ class MessageBus(Component):
     async def initialize(self) -> None:
         self._tasks.spawn(self._flush_loop(), name="bus-group-commit")
         if self._dispatch:
+            with contextlib.suppress(PyMongoError):  # the loop keeps trying; the sweep needs no beat
+                await self._beat()
+            self._tasks.spawn(self._heartbeat_loop(), name="bus-heartbeat")
             self._tasks.spawn(self._sweep_loop(), name="bus-sweep")
-            self._tasks.spawn(self._renew_loop(), name="bus-lease-renewal")
 
     async def shutdown(self) -> None:
         self._closing = True
@@ -96,6 +99,8 @@ class MessageBus(Component):
                 fut.set_exception(StorageUnavailable("gateway is shutting down"))
         self._pending.clear()
         await self._release_leases()
+        with contextlib.suppress(PyMongoError):
+            await self._db.leases.delete_one({"_id": self._heartbeat_id})
 
     async def _release_leases(self) -> None:
         """Hand our unfinished records back at once so a restart need not wait for the lease."""
@@ -211,7 +216,7 @@ class MessageBus(Component):
 
     def _enqueue(self, doc: dict[str, Any]) -> None:
         if doc["_id"] in self._queued:
-            return  # already waiting here (a sweep after a missed lease renewal finds it again)
+            return  # already waiting here (a retry can find a record that is queued again)
         self._queued.add(doc["_id"])
         key = str(doc["_id"])
         if key not in self._results:
@@ -268,19 +273,24 @@ class MessageBus(Component):
         received = doc.get("received_at")
         if received is None:
             return False
-        earlier = {
-            "conversation_key": doc["conversation_key"],
-            "state": {"$in": ["processing", "pending"]},
-            "owner": {"$ne": self.owner},
-            "$or": [
-                {"received_at": {"$lt": received}},
-                {"received_at": received, "_id": {"$lt": doc["_id"]}},
-            ],
-        }
+        # No `$or` for the tie on `received_at`: the embedded database then scans the whole inbox
+        # (340 ms at 20,000 records instead of 1 ms); the few same-instant records are sorted out here.
+        others = self._db.inbox.find(
+            {
+                "conversation_key": doc["conversation_key"],
+                "state": {"$in": ["processing", "pending"]},
+                "owner": {"$ne": self.owner},
+                "received_at": {"$lte": received},
+            },
+            {"received_at": 1},
+        ).limit(20)
         try:
-            return await self._db.inbox.find_one(earlier, {"_id": 1}) is not None
+            async for other in others:
+                if other["received_at"] < received or other["_id"] < doc["_id"]:
+                    return True
         except PyMongoError:
             return False  # the handler's own database calls will report the outage
+        return False
 
     async def _handle(self, doc: dict[str, Any]) -> None:
         record_id = str(doc["_id"])
@@ -297,7 +307,8 @@ class MessageBus(Component):
             await self._after_failure(doc, attempts, exc)
             return
         self.stats["handled"] += 1
-        for _ in range(3):
+        pause = 0.5
+        while True:  # we stay its owner while alive, so no sweep would finish it for us
             try:
                 await self._db.inbox.update_one(
                     {"_id": doc["_id"], "owner": self.owner},
@@ -313,7 +324,10 @@ class MessageBus(Component):
                 )
                 break
             except PyMongoError:
-                await asyncio.sleep(0.5)  # the handler is idempotent: a later sweep may run it again
+                if self._closing:
+                    break  # shutdown hands the record back; the handler is idempotent, so a rerun is safe
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
         fut = self._results.pop(record_id, None)
         if fut is not None and not fut.done():
             fut.set_result(result or {})
@@ -321,6 +335,7 @@ class MessageBus(Component):
     async def _after_failure(self, doc: dict[str, Any], attempts: int, exc: Exception) -> None:
         record_id = str(doc["_id"])
         reason = f"{type(exc).__name__}: {exc}"
+        delay = self._settings.retry_base_seconds * 2 ** (attempts - 1) * (0.5 + random.random())
         try:
             if attempts >= self._settings.max_attempts:
                 self.stats["quarantined"] += 1
@@ -338,7 +353,6 @@ class MessageBus(Component):
                 if fut is not None and not fut.done():
                     fut.set_result({"quarantined": True, "error": reason})
                 return
-            delay = self._settings.retry_base_seconds * 2 ** (attempts - 1) * (0.5 + random.random())
             retry_at = self._clock() + timedelta(seconds=delay)
             await self._db.inbox.update_one(
                 {"_id": doc["_id"], "owner": self.owner},
@@ -352,15 +366,15 @@ class MessageBus(Component):
                 },
             )
         except PyMongoError:
-            log.exception(
-                "could not record the failure of inbox record %s; the sweep will retry it", record_id
-            )
-            return
+            log.exception("could not record the failure of inbox record %s; retrying it here", record_id)
         self._tasks.spawn(self._retry_later(doc["_id"], delay), name="bus-retry")
 
     async def _retry_later(self, record_id: ObjectId, delay: float) -> None:
         await asyncio.sleep(delay)
-        await self._claim_and_enqueue({"_id": record_id, "state": "pending"})
+        # Still ours (the failure may not have been recorded) and not taken by another process's sweep.
+        await self._claim_and_enqueue(
+            {"_id": record_id, "owner": self.owner, "state": {"$in": ["pending", "processing"]}}
+        )
 
     async def _claim_and_enqueue(self, guard: dict[str, Any]) -> bool:
         """Take a record with a guarded update: `modified_count` tells who won."""
@@ -380,50 +394,52 @@ class MessageBus(Component):
         return True
 
     async def sweep_once(self) -> int:
-        """Take over records whose lease expired: a crashed process, or a retry whose time has come."""
+        """Take over retries whose time has come, and the records of processes that stopped.
+
+        A live process keeps its records however long they wait in its queues (a backlog of thousands
+        behind `workers` slots outlasts any lease): a heartbeat per process, not a lease renewal per
+        record, which on a backlog of 10,000 cost the database more than the work itself.
+        """
         now = self._clock()
+        live = await self._live_owners(now)
         taken = 0
-        cursor = (
-            self._db.inbox.find(
-                {"state": {"$in": ["pending", "processing"]}, "lease_until": {"$lt": now}},
-                {"_id": 1, "state": 1, "lease_until": 1},
+        for query in (
+            {"state": "pending", "lease_until": {"$lt": now}},
+            {"state": "processing", "lease_until": {"$lt": now}, "owner": {"$nin": sorted(live)}},
+        ):
+            cursor = (
+                self._db.inbox.find(query, {"_id": 1, "state": 1, "lease_until": 1}).sort("_id", 1).limit(500)
             )
-            .sort("_id", 1)
-            .limit(500)
-        )
-        async for doc in cursor:
-            if await self._claim_and_enqueue(
-                {"_id": doc["_id"], "state": doc["state"], "lease_until": doc["lease_until"]}
-            ):
-                taken += 1
+            async for doc in cursor:
+                if await self._claim_and_enqueue(
+                    {"_id": doc["_id"], "state": doc["state"], "lease_until": doc["lease_until"]}
+                ):
+                    taken += 1
         return taken
 
-    async def renew_leases(self) -> int:
-        """Extend the lease of every record this process holds, queued or running, in one update.
+    @property
+    def _heartbeat_id(self) -> str:
+        return f"bus-owner:{self.owner}"
 
-        A backlog (thousands of conversations queued behind `workers` slots) outlasts a lease; without
-        renewal the sweeps of this and other processes would take those records over and run them twice.
-        A crashed process renews nothing, so its records still expire and move.
-        """
-        lease = self._settings.lease_seconds
-        now = self._clock()
-        result = await self._db.inbox.update_many(
-            {
-                "owner": self.owner,
-                "state": "processing",
-                "lease_until": {"$lt": now + timedelta(seconds=lease / 2)},
-            },
-            {"$set": {"lease_until": now + timedelta(seconds=lease)}},
+    async def _beat(self) -> None:
+        expires = self._clock() + timedelta(seconds=self._settings.lease_seconds)
+        await self._db.leases.update_one(
+            {"_id": self._heartbeat_id},
+            {"$set": {"kind": "bus-owner", "owner": self.owner, "expires_at": expires}},
+            upsert=True,
         )
-        return int(result.modified_count)
 
-    async def _renew_loop(self) -> None:
+    async def _live_owners(self, now: datetime) -> set[str]:
+        beats = self._db.leases.find({"kind": "bus-owner", "expires_at": {"$gt": now}}, {"owner": 1})
+        return {str(doc["owner"]) async for doc in beats}
+
+    async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self._settings.lease_seconds / 4)
             try:
-                await self.renew_leases()
+                await self._beat()
             except PyMongoError as exc:
-                log.warning("could not renew inbox leases: %s", exc)
+                log.warning("could not record the bus heartbeat: %s", exc)
 
     async def _sweep_loop(self) -> None:
         while True:
