@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=128)
-    parser.add_argument("--half-seconds", type=float, default=10.0)
+    parser.add_argument("--half-seconds", type=float, default=30.0)
     args = parser.parse_args()
     result = asyncio.run(run(args.requests, args.rounds, args.concurrency, args.half_seconds))
     report(result)
