@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import sys
@@ -63,6 +64,7 @@ def serve(settings: Settings) -> None:
             print(f"  data folder:   {data_folder}", flush=True)
 
         app.on_startup.append(announce)
+        app.on_startup.append(_freeze_startup_heap)
         return app
 
     web.run_app(
@@ -73,6 +75,16 @@ def serve(settings: Settings) -> None:
         access_log=None,
         handler_cancellation=True,
     )
+
+
+async def _freeze_startup_heap(app: web.Application) -> None:
+    """Move what start-up built (modules, the knowledge index, templates) out of the collector's sight.
+
+    A full collection walked all of it, 40-50 ms each time, in the middle of requests: the largest part
+    of the WeChat callback's p99 under load.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _token_create(settings: Settings, name: str, role: str) -> str:
