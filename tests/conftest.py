@@ -77,9 +77,14 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 # -- database ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real MongoDB wire endpoint: OMNIGATE_TEST_MONGODB_URI, or an embedded SecantusDB for the session."""
+    """A real MongoDB wire endpoint: OMNIGATE_TEST_MONGODB_URI, or an embedded SecantusDB per test module.
+
+    Per module, not per session: one SecantusDB server that had served hundreds of tests (each with its
+    own database, dropped after) twice stopped answering for minutes mid-suite, in CI and here; a fresh
+    server per module costs about a second.
+    """
     external = os.environ.get("OMNIGATE_TEST_MONGODB_URI")
     if external:
         yield external

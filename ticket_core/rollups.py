@@ -140,7 +140,7 @@ class Rollups:
         await self._apply(counts)
         return n
 
-    async def rebuild(self, batch: int = 1000) -> int:
+    async def rebuild(self, batch: int = 100) -> int:
         """Recompute all facts and rollups from tickets and events (and deflections). Meant for a quiet
         moment: ticket changes that land while it runs may need another rebuild."""
         calendar = await self.calendar()

@@ -36,13 +36,16 @@ async def mute_on_logout() -> AsyncIterator[tuple[int, list[str]]]:
         server.close()
 
 
+def _box(port: int) -> EmailMailbox:
+    return EmailMailbox(
+        name="support", address="a@example.com", imap_host="127.0.0.1", imap_port=port,
+        imap_security="none", password=Secret("x"), imap_id=False, timeout_seconds=30,
+    )  # fmt: skip
+
+
 async def test_close_returns_promptly_when_the_server_never_answers_logout() -> None:
     async with mute_on_logout() as (port, seen):
-        box = EmailMailbox(
-            name="support", address="a@example.com", imap_host="127.0.0.1", imap_port=port,
-            imap_security="none", password=Secret("x"), imap_id=False, timeout_seconds=30,
-        )  # fmt: skip
-        session = ImapSession(box)
+        session = ImapSession(_box(port))
         capabilities = await session.connect()
         assert "IDLE" in capabilities
         loop = asyncio.get_running_loop()
@@ -54,11 +57,7 @@ async def test_close_returns_promptly_when_the_server_never_answers_logout() -> 
 
 async def test_close_is_bounded_even_while_the_closing_task_is_being_cancelled() -> None:
     async with mute_on_logout() as (port, _):
-        box = EmailMailbox(
-            name="support", address="a@example.com", imap_host="127.0.0.1", imap_port=port,
-            imap_security="none", password=Secret("x"), imap_id=False, timeout_seconds=30,
-        )  # fmt: skip
-        session = ImapSession(box)
+        session = ImapSession(_box(port))
         await session.connect()
         real_logout = session.client.logout
         released = asyncio.Event()
