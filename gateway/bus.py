@@ -370,28 +370,44 @@ class MessageBus(Component):
         self._tasks.spawn(self._retry_later(doc["_id"], delay), name="bus-retry")
 
     async def _retry_later(self, record_id: ObjectId, delay: float) -> None:
+        """Make sure a record that is (or may have become) ours is handled here.
+
+        While this process lives no sweep takes its records, so a claim that failed on a database error
+        is tried again until the database answers: the error may even have come after the update was
+        applied (a database frozen mid-request), leaving the record ours and queued nowhere.
+        """
         await asyncio.sleep(delay)
         # Still ours (the failure may not have been recorded) and not taken by another process's sweep.
-        await self._claim_and_enqueue(
-            {"_id": record_id, "owner": self.owner, "state": {"$in": ["pending", "processing"]}}
-        )
+        guard = {"_id": record_id, "owner": self.owner, "state": {"$in": ["pending", "processing"]}}
+        pause = 1.0
+        while not self._closing:
+            try:
+                await self._claim(guard)
+                return
+            except PyMongoError:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
 
-    async def _claim_and_enqueue(self, guard: dict[str, Any]) -> bool:
-        """Take a record with a guarded update: `modified_count` tells who won."""
+    async def _claim(self, guard: dict[str, Any]) -> bool:
+        """Take a record with a guarded update (`modified_count` tells who won) and queue it here."""
         lease = self._clock() + timedelta(seconds=self._settings.lease_seconds)
-        try:
-            result = await self._db.inbox.update_one(
-                guard, {"$set": {"state": "processing", "owner": self.owner, "lease_until": lease}}
-            )
-            if result.modified_count != 1:
-                return False
-            doc = await self._db.inbox.find_one({"_id": guard["_id"]})
-        except PyMongoError:
+        result = await self._db.inbox.update_one(
+            guard, {"$set": {"state": "processing", "owner": self.owner, "lease_until": lease}}
+        )
+        if result.modified_count != 1:
             return False
+        doc = await self._db.inbox.find_one({"_id": guard["_id"]})
         if doc is None:
             return False
         self._enqueue(doc)
         return True
+
+    async def _claim_and_enqueue(self, guard: dict[str, Any]) -> bool:
+        try:
+            return await self._claim(guard)
+        except PyMongoError:
+            self._tasks.spawn(self._retry_later(guard["_id"], 1.0), name="bus-retry")
+            return False
 
     async def sweep_once(self) -> int:
         """Take over retries whose time has come, and the records of processes that stopped.
