@@ -257,13 +257,13 @@ class MessageBus(Component):
         pause = 0.05
         while True:
             async with self._slots:
-                if not await self._earlier_elsewhere(doc):
-                    await self._handle(doc)
-                    return
-                if loop.time() - started > 4 * self._settings.lease_seconds:
+                earlier = await self._earlier_elsewhere(doc)
+                if earlier and loop.time() - started > 4 * self._settings.lease_seconds:
                     log.warning(
                         "an earlier message of %s is still unfinished; handling this one anyway", doc["_id"]
                     )
+                    earlier = False
+                if not earlier:
                     await self._handle(doc)
                     return
             await asyncio.sleep(pause)

@@ -45,6 +45,15 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def secantus_command(port: int, storage: Path) -> list[str]:
+    """The SecantusDB server on a loopback port, its data under `storage` (the gateway's embedded
+    database, and the tests' and benchmarks' servers)."""
+    return [
+        sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+        "--storage-path", str(storage), "--log-level", "WARNING",
+    ]  # fmt: skip
+
+
 class EmbeddedMongo(Component):
     """Starts `python -m secantus` on a free loopback port with its data under `path`."""
 
@@ -68,19 +77,7 @@ class EmbeddedMongo(Component):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as logfile:  # noqa: ASYNC230 - once, at start-up
             self._proc = subprocess.Popen(  # noqa: ASYNC220 - needs preexec_fn
-                [
-                    sys.executable,
-                    "-m",
-                    "secantus",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--storage-path",
-                    str(self.path),
-                    "--log-level",
-                    "WARNING",
-                ],
+                secantus_command(self.port, self.path),
                 stdout=logfile,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

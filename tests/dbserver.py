@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.database import free_port
+from gateway.database import free_port, secantus_command
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], limit: float = 60.0) -> None:
@@ -31,19 +30,7 @@ def spawn(folder: Path, port: int) -> subprocess.Popen[bytes]:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "secantus.log", "wb") as log:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "secantus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--storage-path",
-                str(folder / "data"),
-                "--log-level",
-                "WARNING",
-            ],
+            secantus_command(port, folder / "data"),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -20,6 +20,18 @@ from gateway.config import Settings
 from gateway.database import free_port
 from ticket_core.messages import CustomerIdentity, InboundMessage
 
+# Headless Chromium for the browser tests: quiet, offline, no sandbox (CI runs as root).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 @asynccontextmanager
 async def running_app(
@@ -85,7 +97,9 @@ async def smtp_server(handler: Any = None) -> AsyncIterator[tuple[int, Any]]:
         await asyncio.to_thread(controller.stop)
 
 
-async def ticket_from_fake(client: TestClient[Any, Any], user: str) -> str:
+async def ticket_from_fake(
+    client: TestClient[Any, Any], user: str, text: str = "人工", *, category: str | None = None
+) -> str:
     """A fake-channel customer asks for a person: the dialog makes a ticket at once; its number."""
     msg = InboundMessage(
         channel="fake",
@@ -94,11 +108,12 @@ async def ticket_from_fake(client: TestClient[Any, Any], user: str) -> str:
         dedup_key=f"fake:{user}:1",
         identity=CustomerIdentity("fake", "main", user),
         conversation_key=f"fake:main:{user}",
-        text="人工",
+        text=text,
         locale="zh-CN",
         meta={"reply_to": user},
+        fields={"category": category} if category else {},
     )
     accepted = await client.app[BUS].publish(msg)
     result = await client.app[BUS].wait_result(accepted.record_id, 10)
-    assert result is not None
+    assert result is not None and "ticket_number" in result, result
     return str(result["ticket_number"])

@@ -15,19 +15,9 @@ from playwright.async_api import Page, async_playwright
 from channels.settings import EmailMailbox
 from gateway.appkeys import TICKET_SERVICE, TICKETS
 from tests.console_helpers import PASSWORD, make_account
-from tests.helpers import eventually, running_app, smtp_server
+from tests.helpers import CHROMIUM_ARGS, eventually, running_app, smtp_server
 from ticket_core.model import Actor
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CUSTOMER = "wang@example.com"
 
 

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.e2e.test_webform_browser import CHROMIUM_ARGS
-from tests.helpers import eventually, running_app
+from tests.helpers import CHROMIUM_ARGS, eventually, running_app
 
 
 @pytest.mark.browser

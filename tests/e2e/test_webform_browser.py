@@ -8,18 +8,7 @@ from typing import Any
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.helpers import running_app
-
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.helpers import CHROMIUM_ARGS, running_app
 
 
 @pytest.mark.browser

@@ -6,29 +6,7 @@ from collections import Counter
 from typing import Any
 
 from channels.fake import FakeChannel
-from gateway.appkeys import BUS
-from tests.helpers import eventually, running_app, token
-from ticket_core.messages import CustomerIdentity, InboundMessage
-
-
-async def _ticket(client: Any, user: str, text: str = "人工", *, category: str | None = None) -> str:
-    fields = {"category": category} if category else {}
-    msg = InboundMessage(
-        channel="fake",
-        account="main",
-        external_id="1",
-        dedup_key=f"fake:{user}:1",
-        identity=CustomerIdentity("fake", "main", user),
-        conversation_key=f"fake:main:{user}",
-        text=text,
-        locale="zh-CN",
-        meta={"reply_to": user},
-        fields=fields,
-    )
-    accepted = await client.app[BUS].publish(msg)
-    result = await client.app[BUS].wait_result(accepted.record_id, 10)
-    assert result is not None and "ticket_number" in result, result
-    return str(result["ticket_number"])
+from tests.helpers import eventually, running_app, ticket_from_fake, token
 
 
 async def _setup(client: Any, headers: dict[str, str], strategy: str) -> None:
@@ -59,7 +37,7 @@ async def test_least_open_respects_capacity_and_dry_run_equals_live(settings: An
             dry = await client.post(
                 "/api/v1/routing-rules/dry-run", json={"channel": "fake", "subject": "x"}, headers=headers
             )
-            number = await _ticket(client, f"u{i}")
+            number = await ticket_from_fake(client, f"u{i}")
             ticket = await (await client.get(f"/api/v1/tickets/{number}", headers=headers)).json()
             assert (await dry.json())["assignee"] == ticket["assignee"]
             assert ticket["team"] == "support"
@@ -83,7 +61,7 @@ async def test_round_robin_is_even_and_replay_changes_nothing(settings: Any, mon
         headers = await token(client, "admin")
         await _setup(client, headers, "round_robin")
         await client.patch("/api/v1/agents/ann", json={"capacity": None}, headers=headers)
-        numbers = [await _ticket(client, f"r{i}") for i in range(8)]
+        numbers = [await ticket_from_fake(client, f"r{i}") for i in range(8)]
         tickets = [await (await client.get(f"/api/v1/tickets/{n}", headers=headers)).json() for n in numbers]
         assert Counter(t["assignee"] for t in tickets) == {"ann": 4, "bea": 4}
         before = await mongo.tickets.find({}, {"assignee": 1, "team": 1}).to_list()
