@@ -180,8 +180,15 @@ async def test_outside_the_window_a_solved_ticket_is_announced_by_template_messa
     values = {k: v["value"] for k, v in template["data"].items()}
     assert values["keyword1"] == number and values["keyword2"] == "已解决"
     assert "评分" in values["remark"]  # the CSAT request
-    record = await mongo.outbox.find_one({"event": "status_changed", "ticket_id": ticket["_id"].__str__()})
-    assert record is not None and record["result"]["via"] == "template" and record["platform_id"]
+
+    async def sent() -> dict[str, Any] | None:
+        # The fake answers before the outbox records the result: wait for the record to settle.
+        query = {"event": "status_changed", "ticket_id": str(ticket["_id"]), "state": "sent"}
+        found: dict[str, Any] | None = await mongo.outbox.find_one(query)
+        return found
+
+    record = await eventually(sent)
+    assert record["result"]["via"] == "template" and record["platform_id"]
 
 
 async def test_inside_the_window_updates_are_customer_service_text_and_43004_ends_dead(
