@@ -166,6 +166,10 @@ async def test_agent_commands_change_the_ticket(make_settings: Any, mongo: Any, 
     async with running_app(settings) as client:
         await client.post("/forms/support", json=FORM)
         [thread] = (await eventually(lambda: _topic(tg))).keys()
+        # The fake has the topic before the gateway maps it to the ticket: commands need the mapping.
+        await eventually(
+            lambda: mongo.channel_state.find_one({"ticket_id": {"$exists": True}, "thread_id": thread})
+        )
 
         async def say(text: str) -> None:
             status, _ = await post_update(
@@ -240,6 +244,9 @@ async def test_without_topics_agents_answer_by_replying_to_the_tickets_message(
             await client.post("/forms/support", json=FORM)
             [root] = await eventually(lambda: _staff_sent(tg, 1))
             assert FORM["description"] in root["text"] and "message_thread_id" not in root
+            # The fake has the post before the gateway remembers it as the ticket's root message (the
+            # record is marked sent only after that): a reply to it needs the mapping.
+            await eventually(lambda: mongo.outbox.find_one({"event": "relay_created", "state": "sent"}))
             answer = tg.push_message(
                 STAFF, "We will send a replacement.", user_id=AGENT_ID, reply_to_message_id=root["message_id"]
             )
