@@ -137,8 +137,9 @@ async def report_a_jam(user: Follower, mongo: Any) -> dict[str, Any]:
     if dialog_engine_installed():
         record = await mongo.inbox.find_one({"_id": first["_id"]})
         assert record["result"]["action"] == "suggested"
-        # The suggestions came back as the passive reply, or through the customer-service API.
-        shown = reply or "\n".join(d["text"]["content"] for d in user.received("text"))
+        # The suggestions came back as the passive reply, or through the customer-service API (sent
+        # by the outbox after the record is done: wait for it).
+        shown = reply or "\n".join(await user.texts("1."))
         assert "1." in shown and ("回复" in shown or "reply" in shown.lower()), shown
     reply = await user.say("0")
 
