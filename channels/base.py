@@ -6,6 +6,7 @@ an adapter may also implement; nothing raises "not supported".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -61,10 +62,12 @@ class Sender(Protocol):
 
 @dataclass(frozen=True)
 class Accepted:
-    """What intake answered: the durable record, and whether it was already there (a retry)."""
+    """What intake answered: the durable record, and whether it was already there (a retry). For a
+    duplicate, `stored_meta` is the stored message's `meta`: a channel can tell a replay from a retry."""
 
     record_id: str
     duplicate: bool
+    stored_meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Intake(Protocol):

@@ -182,14 +182,15 @@ class MessageBus(Component):
 
     async def _resolve_duplicate(self, doc: dict[str, Any], fut: asyncio.Future[Accepted]) -> None:
         try:
-            existing = await self._db.inbox.find_one({"dedup_key": doc["dedup_key"]}, {"_id": 1})
+            existing = await self._db.inbox.find_one({"dedup_key": doc["dedup_key"]}, {"message.meta": 1})
         except PyMongoError as exc:
             fut.set_exception(StorageUnavailable(str(exc)))
             return
         if existing is None:  # cannot happen with a unique index, but never report a lost message as stored
             fut.set_exception(StorageUnavailable("duplicate record vanished"))
             return
-        fut.set_result(Accepted(str(existing["_id"]), duplicate=True))
+        meta = existing.get("message", {}).get("meta") or {}
+        fut.set_result(Accepted(str(existing["_id"]), duplicate=True, stored_meta=meta))
 
     # -- results ---------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from channels.settings import WeChatAccount
 from channels.wechat.api_client import TokenStore, WeChatApiClient
 from channels.wechat.clock import AdjustableClock
 from channels.wechat.crypto import Mode, WeChatMessageCrypto, open_callback, open_encrypted_callback
-from channels.wechat.errors import DecryptError, ReplayRejected, SignatureInvalid, XmlRejected
+from channels.wechat.errors import DecryptError, NonceReused, ReplayRejected, SignatureInvalid, XmlRejected
 from channels.wechat.inbound import MenuMap, to_inbound
 from channels.wechat.outbound import NoTemplates, TemplateComposer, WeChatSender
 from channels.wechat.replies import encrypted_reply_xml, split_text, text_reply_xml
@@ -240,10 +240,17 @@ class WeChatChannel:
             locale=self.settings.locale,
             received_at=now,
             attachments=attachments,
+            nonce_key=nonce_key,
         )
-        # The window update runs beside the durable insert: both are needed before any reply goes out.
-        nonce = self._verifier.remember(nonce_key) if nonce_key is not None else _nothing()
-        accepted, _ = await asyncio.gather(self._intake.publish(msg), nonce)
+        accepted = await self._intake.publish(msg)
+        if (
+            nonce_key is not None
+            and accepted.duplicate
+            and accepted.stored_meta.get("nonce_key") == nonce_key
+        ):
+            # The signature binds the nonce to the ciphertext: the same nonce again is the same request
+            # replayed (WeChat's own retries come with a fresh nonce). Stored once; refused now.
+            raise NonceReused("nonce already used")
         if pending_media is not None:
             self._spawn(self._late_download(accepted.record_id, payload), "wechat-media")
         if payload.event == "templatesendjobfinish" and payload.msg_id:
@@ -328,10 +335,6 @@ class WeChatChannel:
             timestamp=str(int(self._now())),
             nonce=request.query.get("nonce") or secrets.token_hex(5),
         )
-
-
-async def _nothing() -> None:
-    return None
 
 
 def _refuse(status: int, exc: Exception) -> web.Response:

@@ -112,14 +112,14 @@ def open_encrypted_callback(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[bytes, str] | None:
     """For a body whose content `msg_signature` covers (safe mode, or compatible mode with `Encrypt`):
-    check signature and timestamp, decrypt, and return the clear XML with the nonce key still to be
-    recorded (`verifier.remember`). None for a body only the plain signature covers: use
-    `open_callback`, which records the nonce before anything else.
+    check signature and timestamp, decrypt, and return the clear XML with the nonce key, not yet
+    recorded. None for a body only the plain signature covers: use `open_callback`, which records the
+    nonce in the nonce cache before anything else.
 
-    Why the nonce may wait: a forged body cannot carry a valid `msg_signature`, so a replay can only
-    repeat a message we have already stored, which the inbox's dedup key absorbs. The caller can then
-    record the nonce beside the durable insert instead of before it (one database round trip less on
-    WeChat's 5-second path) and still answer a replay with 403.
+    Why the nonce cache is not needed here: a forged body cannot carry a valid `msg_signature`, so a
+    replay can only repeat a message already stored, which the inbox's dedup key absorbs. The caller
+    keeps the nonce key on the inbox record and refuses a duplicate that carries the same one (403):
+    one database write per callback instead of two on WeChat's 5-second path.
     """
     if mode == "plaintext":
         return None

@@ -80,7 +80,9 @@ def to_inbound(
     locale: str,
     received_at: float,
     attachments: tuple[AttachmentRef, ...] = (),
+    nonce_key: str | None = None,
 ) -> InboundMessage:
+    """`nonce_key`: an encrypted callback's nonce, kept on the record so a replay is recognised."""
     openid = payload.from_user
     kind, text = payload.kind, payload.text or ""
     fields: dict[str, str] = {"msg_type": payload.msg_type}
@@ -103,6 +105,13 @@ def to_inbound(
         kind, text, fields = _event(payload, menu)
     elif kind == "unknown":
         kind, fields = "event", {**_raw_fields(payload.raw), "msg_type": payload.msg_type}
+    meta: dict[str, Any] = {
+        "reply_to": openid,
+        "official_account": payload.to_user,
+        "create_time": payload.create_time,
+    }
+    if nonce_key is not None:
+        meta["nonce_key"] = nonce_key
 
     return InboundMessage(
         channel="wechat",
@@ -117,11 +126,7 @@ def to_inbound(
         fields=fields,
         locale=locale,
         received_at=datetime.fromtimestamp(received_at, UTC),
-        meta={
-            "reply_to": openid,
-            "official_account": payload.to_user,
-            "create_time": payload.create_time,
-        },
+        meta=meta,
     )
 
 

@@ -20,6 +20,7 @@ from gateway.config import Settings
 from tests.conftest import CORPORA, SettingsFactory
 from tests.fakes.wechat_api import FakeWeChatApi, WeChatCallbackSigner
 from tests.helpers import eventually, running_app
+from ticket_core.errors import StorageUnavailable
 from ticket_core.messages import OutboundMessage
 from ticket_core.secret import Secret
 
@@ -167,6 +168,44 @@ async def test_database_down_answers_503_so_wechat_retries(
         await client.app[DATABASE].client.close()
         status, _ = await post(client, "main", sign, sign.text("o_a", "hello", msg_id=77))
         assert status == 503
+
+
+class _FailsOnce:
+    """The bus, except that the first publish finds the database unavailable."""
+
+    def __init__(self, intake: Any) -> None:
+        self._intake = intake
+        self.failed = False
+
+    async def publish(self, msg: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise StorageUnavailable("the database did not answer")
+        return await self._intake.publish(msg)
+
+    async def wait_result(self, record_id: str, timeout: float) -> Any:
+        return await self._intake.wait_result(record_id, timeout)
+
+
+async def test_a_request_that_could_not_be_stored_is_taken_when_repeated_and_refused_after(
+    make_settings: SettingsFactory, api: FakeWeChatApi
+) -> None:
+    # Safe mode keeps the nonce on the inbox record: a store that failed has burnt no nonce, so the
+    # identical request repeated is taken; once stored, the same request again is a replay.
+    sign = signer("safe")
+    async with running_app(settings_with(make_settings, account("main", api, "safe"))) as client:
+        channel = wechat(client, "main")
+        channel._intake = _FailsOnce(channel._intake)
+        query, body = sign.sign(sign.text("o_a", "stored on the second try", msg_id=78))
+        statuses = [
+            (await client.post("/channels/wechat/main", params=query, data=body)).status for _ in range(3)
+        ]
+        assert statuses == [503, 200, 403]
+        db = client.app[DATABASE].db
+        [record] = await db.inbox.find({}).to_list()
+        assert record["dedup_key"] == "wechat:main:78"
+        assert record["message"]["meta"]["nonce_key"].endswith(query["nonce"])
+        assert await db.wechat_nonces.count_documents({}) == 0  # one write per callback, not two
 
 
 # -- every corpus body --------------------------------------------------------------------------------
