@@ -1,6 +1,7 @@
 """The durable message bus: every inbound message is one `inbox` record before anything acknowledges it.
 
-Publishing batches concurrent inserts into one `insert_many(ordered=False)` (group commit). A record is
+Publishing batches concurrent inserts into `insert_many(ordered=False)` calls (group commit, two in
+flight, one conversation's messages never in two at once). A record is
 born leased to the process that stored it, which dispatches it at once from memory; messages of one
 conversation are handled in order. A dispatching process keeps one heartbeat in `leases`; a periodic
 sweep takes over records whose lease expired and whose owner's heartbeat stopped (a crashed process).
@@ -35,7 +36,11 @@ from ticket_core.messages import InboundMessage
 log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[InboundMessage, str], Awaitable[dict[str, Any] | None]]
+Pending = tuple[dict[str, Any], asyncio.Future[Accepted]]
 DUPLICATE_KEY = 11000
+#: Inserts in flight at once: the database stores one batch while this process answers another
+#: (with one, each side waits for the other; two gave a third more intake on two cores).
+FLUSHERS = 2
 
 
 def _now() -> datetime:
@@ -58,8 +63,10 @@ class MessageBus(Component):
         self._dispatch = dispatch
         self._clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{ObjectId()}"
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[Accepted]]] = []
+        self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
+        self._inserting: set[str] = set()  # conversation keys of the batches being inserted
+        self._batches_in_flight = 0
         self._queues: dict[str, deque[dict[str, Any]]] = {}
         self._queued: set[ObjectId] = set()  # every record now in one of `_queues`
         self._results: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
@@ -78,7 +85,8 @@ class MessageBus(Component):
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        self._tasks.spawn(self._flush_loop(), name="bus-group-commit")
+        for n in range(FLUSHERS):
+            self._tasks.spawn(self._flush_loop(), name=f"bus-group-commit-{n}")
         if self._dispatch:
             with contextlib.suppress(PyMongoError):  # the loop keeps trying; the sweep needs no beat
                 await self._beat()
@@ -148,12 +156,37 @@ class MessageBus(Component):
             self._wakeup.clear()
             if len(self._pending) < self._settings.max_batch and not self._closing:
                 await asyncio.sleep(self._settings.group_commit_ms / 1000)
-            while self._pending:
-                batch = self._pending[: self._settings.max_batch]
-                del self._pending[: len(batch)]
-                await self._insert_batch(batch)
+            while batch := self._take_batch():
+                if self._pending:
+                    self._wakeup.set()  # another flusher takes the rest meanwhile
+                keys = {doc["conversation_key"] for doc, _ in batch}
+                self._inserting |= keys
+                self._batches_in_flight += 1
+                try:
+                    await self._insert_batch(batch)
+                finally:
+                    self._inserting -= keys
+                    self._batches_in_flight -= 1
 
-    async def _insert_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[Accepted]]]) -> None:
+    def _take_batch(self) -> list[Pending]:
+        """The next batch: half of what waits when no insert is in flight (so a second flusher can
+        store the other half in parallel), else up to `max_batch`. A message whose conversation has an
+        insert in flight waits for it, so one conversation's records are stored, and dispatched, in
+        the order they arrived."""
+        limit = self._settings.max_batch
+        if self._batches_in_flight == 0:
+            limit = min(limit, (len(self._pending) + 1) // 2)
+        batch: list[Pending] = []
+        rest: list[Pending] = []
+        for item in self._pending:
+            if len(batch) < limit and item[0]["conversation_key"] not in self._inserting:
+                batch.append(item)
+            else:
+                rest.append(item)
+        self._pending = rest
+        return batch
+
+    async def _insert_batch(self, batch: list[Pending]) -> None:
         failed: dict[int, int] = {}
         try:
             await self._db.inbox.insert_many([doc for doc, _ in batch], ordered=False)

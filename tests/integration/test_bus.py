@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pymongo import AsyncMongoClient, monitoring
+
 from gateway.bus import MessageBus
 from gateway.config import BusSettings
 from ticket_core.messages import CustomerIdentity, InboundMessage
@@ -58,6 +60,49 @@ async def test_order_within_a_conversation_is_kept(mongo: Any) -> None:
         await bus.idle()
     assert order["a"] == sorted(order["a"]) and len(order["a"]) == 30
     assert order["b"] == sorted(order["b"]) and len(order["b"]) == 30
+
+
+class _InboxInserts(monitoring.CommandListener):
+    """Which conversations each `insert` into the inbox carried, and which inserts overlapped in time."""
+
+    def __init__(self) -> None:
+        self.in_flight: dict[int, set[str]] = {}
+        self.overlapping: list[tuple[set[str], set[str]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "insert" and event.command.get("insert") == "inbox":
+            keys = {doc["conversation_key"] for doc in event.command["documents"]}
+            self.overlapping += [(keys, other) for other in self.in_flight.values()]
+            self.in_flight[event.request_id] = keys
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self.in_flight.pop(event.request_id, None)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.in_flight.pop(event.request_id, None)
+
+
+async def test_inserts_run_two_at_once_and_never_split_a_conversation(mongo: Any, mongo_uri: str) -> None:
+    listener = _InboxInserts()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, event_listeners=[listener])
+    order: dict[str, list[int]] = {}
+
+    async def handler(msg: InboundMessage, record_id: str) -> None:
+        order.setdefault(msg.conversation_key, []).append(int(msg.external_id))
+
+    try:
+        async with MessageBus(client[mongo.name], FAST, handler) as bus:
+            for wave in range(10):  # bursts of 60 over 12 conversations, as concurrent webhooks come
+                await asyncio.gather(
+                    *[bus.publish(_msg(n, conv=f"c{n % 12}")) for n in range(wave * 60, wave * 60 + 60)]
+                )
+            await bus.idle()
+    finally:
+        await client.close()
+    assert listener.overlapping, "the inserts never overlapped: one flusher did all the work"
+    assert all(not a & b for a, b in listener.overlapping), listener.overlapping
+    assert sum(len(v) for v in order.values()) == 600
+    assert all(v == sorted(v) for v in order.values())
 
 
 async def test_failing_handler_is_retried_then_quarantined(mongo: Any) -> None:
