@@ -10,7 +10,7 @@ Then WeChat callbacks in an open loop at half the measured maximum rate, for the
 
 Targets: web form and Telegram webhook >= 60% of the raw rate; WeChat p99 < 100 ms at half max.
 
-    python bench/channel_intake.py [--requests 1000] [--rounds 3] [--concurrency 128]
+    python bench/channel_intake.py [--requests 2000] [--rounds 5] [--concurrency 128]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 from _common import REPO, machine, write_results
+from _http_load import client, serialise
 from intake import raw_insert_rate
 
 from gateway.database import free_port
@@ -37,7 +38,6 @@ from tests.e2e.gateway_process import (
     GatewayConfig,
     GatewayProcess,
     Request,
-    send,
     telegram_request,
     webform_request,
     wechat_request,
@@ -56,18 +56,18 @@ def pct(samples: list[float], q: float) -> float:
 async def closed_loop(base: str, requests: list[Request], concurrency: int) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    pending = iter(requests)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+    pending = iter([serialise(r, base) for r in requests])
+    async with client(base) as http:
 
-        async def client() -> None:
-            for request in pending:
+        async def worker() -> None:
+            for data in pending:
                 started = time.perf_counter()
-                status = await send(http, base, request)
+                status = await http.send(data)
                 latencies.append(time.perf_counter() - started)
                 statuses[status] = statuses.get(status, 0) + 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     accepted = sum(n for s, n in statuses.items() if 200 <= s < 300)
     return {
@@ -84,11 +84,12 @@ async def closed_loop(base: str, requests: list[Request], concurrency: int) -> d
 async def open_loop(base: str, requests: list[Request], rate: float) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+    wire = [serialise(r, base) for r in requests]
+    async with client(base) as http:
 
-        async def one(request: Request) -> None:
+        async def one(data: bytes) -> None:
             started = time.perf_counter()
-            status = await send(http, base, request)
+            status = await http.send(data)
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
 
@@ -99,11 +100,11 @@ async def open_loop(base: str, requests: list[Request], rate: float) -> dict[str
         loop = asyncio.get_running_loop()
         start = loop.time()
         tasks = []
-        for i, request in enumerate(requests):
+        for i, data in enumerate(wire):
             delay = start + i / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(one(request)))
+            tasks.append(asyncio.ensure_future(one(data)))
         await asyncio.gather(*tasks)
         elapsed = loop.time() - start
     return {
@@ -280,8 +281,8 @@ def report(r: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--half-seconds", type=float, default=30.0)
     args = parser.parse_args()

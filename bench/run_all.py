@@ -38,7 +38,7 @@ PLAN = [
     # minute) weighs what it does in service, not 2% of the samples as in a 10 s window.
     Step(
         "channel_intake",
-        ["bench/channel_intake.py", "--requests", "1000", "--rounds", "3", "--half-seconds", "30"],
+        ["bench/channel_intake.py", "--requests", "2000", "--rounds", "5", "--half-seconds", "30"],
         180,
     ),
     Step("intake", ["bench/intake.py", "--submissions", "2000"], 120),
