@@ -200,6 +200,17 @@ class GatewayProcess:
             return ""
 
 
+def mailbox_toml(host: str, port: int, address: str, password: str, smtp_port: int, lease: float) -> str:
+    """An `[[email.mailboxes]]` entry named "support" (leader lease `imap:support`) for
+    `GatewayConfig.extra`: a plain-IMAP mailbox on loopback, fast timings."""
+    return (
+        f'[[email.mailboxes]]\nname = "support"\naddress = "{address}"\nusername = "{address}"\n'
+        f'password = "{password}"\nimap_host = "{host}"\nimap_port = {port}\nimap_security = "none"\n'
+        f'smtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\nsmtp_security = "none"\n'
+        f"idle_seconds = 5.0\npoll_seconds = 0.5\nlease_seconds = {lease}\nreconnect_max_seconds = 1.0\n"
+    )
+
+
 # -- what the platforms send -------------------------------------------------------------------------
 
 _seq = itertools.count(1)

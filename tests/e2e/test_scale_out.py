@@ -1,6 +1,7 @@
 """Two gateway processes on one database under mixed load (web form, WeChat callbacks, Telegram webhook
-updates, one chat's messages spread over both): no message is handled twice; SIGKILL the process that
-holds the Telegram polling lease and the other takes the lease over and polls."""
+updates, one chat's messages spread over both, mail arriving in an IMAP mailbox): no message is
+handled twice; SIGKILL the process that holds the Telegram polling and IMAP leases and the other takes
+both over: it polls the bot and reads the mailbox, and every mail is stored exactly once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.e2e.gateway_process import (
     Request,
     duplicate_report,
     lease_holder,
+    mailbox_toml,
     owner_pid,
     send,
     telegram_request,
@@ -30,9 +32,24 @@ from tests.e2e.gateway_process import (
 )
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.wechat_api import FakeWeChatApi
+from tests.imap_server import PASSWORD, DovecotServer, append, dovecot, mail, mail_relay
+
+__all__ = ["dovecot"]
 
 LEASE = "telegram-poll:poller"
+MAIL_LEASE = "imap:support"
 POLL_LEASE_SECONDS = 4.0
+
+
+def _mails(tag: int, count: int, address: str) -> list[bytes]:
+    return [
+        mail(f"scale {tag}-{n}", f"打印机卡纸 {tag}-{n}", sender=f"mail{tag}-{n}@example.net", to=address)
+        for n in range(count)
+    ]
+
+
+async def _holders(db: Any) -> tuple[int | None, int | None]:
+    return owner_pid(await lease_holder(db, LEASE)), owner_pid(await lease_holder(db, MAIL_LEASE))
 
 
 def _load(tag: int, chats: int, wx: FakeWeChatApi) -> list[list[Request]]:
@@ -72,11 +89,15 @@ async def _drive(gateways: list[GatewayProcess], conversations: list[list[Reques
 
 
 @pytest.mark.slow
-async def test_two_processes_no_duplicates_and_the_polling_lease_moves(tmp_path: Path) -> None:
+async def test_two_processes_no_duplicates_and_the_polling_and_imap_leases_move(
+    tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    address = dovecot.add_user()
     async with (
         FakeTelegramApi(token="111111:SCALE-HOOK") as tg,
         FakeTelegramApi(token="222222:SCALE-POLL") as poll,
         FakeWeChatApi() as wx,
+        mail_relay(dovecot) as (smtp_port, _relay),
     ):
         with database_server(tmp_path / "db") as uri:
             config = GatewayConfig(
@@ -90,41 +111,47 @@ async def test_two_processes_no_duplicates_and_the_polling_lease_moves(tmp_path:
                 poll_lease_seconds=POLL_LEASE_SECONDS,
                 lease_seconds=3.0,
                 sweep_interval_seconds=0.5,
+                extra=mailbox_toml(
+                    dovecot.host, dovecot.port, address, PASSWORD, smtp_port, POLL_LEASE_SECONDS
+                ),
             )
             gateways = [GatewayProcess(tmp_path, config, name=f"gw{i}") for i in range(2)]
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
             db = client.scale_test
             try:
-                for gw in gateways:
-                    gw.start()
-                for gw in gateways:
-                    await gw.wait_healthy()
-                acked = await _drive(gateways, _load(1, 4, wx))
-                assert len(acked) == 28
-                assert await wait_all_handled(db, 28, 90) >= 28
-
-                holder = None
-                for _ in range(100):
-                    holder = owner_pid(await lease_holder(db, LEASE))
-                    if holder:
+                # The first process alone takes both leases, so killing it must move both.
+                leader, survivor = gateways
+                leader.start()
+                await leader.wait_healthy()
+                for _ in range(300):
+                    if await _holders(db) == (leader.pid, leader.pid):
                         break
-                    await asyncio.sleep(0.2)
-                leader = next(g for g in gateways if g.pid == holder)
-                survivor = next(g for g in gateways if g is not leader)
+                    await asyncio.sleep(0.1)
+                assert await _holders(db) == (leader.pid, leader.pid)
+                survivor.start()
+                await survivor.wait_healthy()
+                mails = _mails(1, 6, address)
+                acked, _ = await asyncio.gather(
+                    _drive(gateways, _load(1, 4, wx)), append(dovecot, address, mails)
+                )
+                assert len(acked) == 28
+                assert await wait_all_handled(db, 28 + len(mails), 90) >= 28 + len(mails)
+
                 # Kill the leader in the middle of more load, which then goes to the survivor only.
                 more = asyncio.ensure_future(_drive([survivor], _load(2, 3, wx)))
                 await asyncio.sleep(0.3)
                 leader.kill()
                 killed = time.monotonic()
-                new = None
                 while time.monotonic() - killed < 60:
-                    new = owner_pid(await lease_holder(db, LEASE))
-                    if new and new != holder:
+                    if await _holders(db) == (survivor.pid, survivor.pid):
                         break
                     await asyncio.sleep(0.1)
                 takeover = time.monotonic() - killed
-                assert new == survivor.pid, (holder, new, survivor.pid)
+                assert await _holders(db) == (survivor.pid, survivor.pid)
                 update = poll.push_message(424242, "anyone polling?")
+                later = _mails(2, 4, address)
+                await append(dovecot, address, later)
+                mails += later
                 acked += await more
 
                 async def polled() -> bool:
@@ -137,6 +164,19 @@ async def test_two_processes_no_duplicates_and_the_polling_lease_moves(tmp_path:
                     await asyncio.sleep(0.1)
                 assert await polled(), "the new leader did not poll"
 
+                async def every_mail_stored() -> bool:
+                    return await db.inbox.count_documents({"channel": "email"}) >= len(mails)
+
+                for _ in range(300):
+                    if await every_mail_stored():
+                        break
+                    await asyncio.sleep(0.1)
+                # Each mail exactly once, the ones that came after the kill read by the new leader.
+                subjects = [r["message"]["subject"] async for r in db.inbox.find({"channel": "email"})]
+                assert sorted(subjects) == sorted(
+                    f"scale {t}-{n}" for t, c in ((1, 6), (2, 4)) for n in range(c)
+                )
+
                 total = await db.inbox.count_documents({})
                 assert await wait_all_handled(db, total, 90) >= total
                 for key in acked:  # every acknowledged message stored exactly once
@@ -147,7 +187,7 @@ async def test_two_processes_no_duplicates_and_the_polling_lease_moves(tmp_path:
                 # most the records the killed process was sending when it died).
                 quiet = {
                     "state": {"$in": ["pending", "sending"]},
-                    "owner": {"$not": {"$regex": f":{holder}:"}},
+                    "owner": {"$not": {"$regex": f":{leader.pid}:"}},
                 }
                 for _ in range(300):  # until only the killed process's leased records are unfinished
                     if await db.outbox.count_documents(quiet) == 0:
