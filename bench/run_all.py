@@ -389,11 +389,8 @@ def rows_scale_out(d: dict[str, Any]) -> list[Row]:
         lease = r.get("lease")
         extra = ""
         if lease:
-            extra = (
-                f"; lease moved in {lease['takeover_seconds']} s"
-                if lease["moved"]
-                else "; lease did NOT move"
-            )
+            moves = ", ".join(f"{k.split(':')[0]} {v} s" for k, v in lease["takeover_seconds"].items())
+            extra = f"; leases moved ({moves})" if lease["moved"] else "; a lease did NOT move"
         rows.append(
             (
                 f"{r['processes']} process(es), mixed channels: handled end to end{extra}",

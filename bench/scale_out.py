@@ -1,14 +1,16 @@
 """Scale-out: 1, 2 and 3 gateway processes against one database, load on every channel.
 
-For each process count a fresh database on one shared SecantusDB server; every gateway has the
+For each process count a fresh SecantusDB server; every gateway has the
 web form, a WeChat account (safe mode, against the fake WeChat API), a Telegram webhook bot and a
-Telegram polling bot (against two fake Bot APIs, all in this process), with the dialog on. The same
-mixed load (web-form submissions, signed WeChat callbacks, Telegram webhook updates; conversations of
-three messages each) is spread round-robin over the processes, as a load balancer would. Figures:
-intake rate (acknowledged/s) and end-to-end rate (records handled/s until all are done); both as a
-ratio to the single process in the same run. Then the checks: no message handled twice (see
-`duplicate_report`) and, with 2 and 3 processes, the Telegram polling leader lease moves when its
-holder is SIGKILLed (time until another process holds it; the lease is `poll_lease_seconds`).
+Telegram polling bot (against two fake Bot APIs, all in this process), an IMAP mailbox (on a
+throwaway dovecot, when installed), with the dialog on. The same mixed load (web-form submissions,
+signed WeChat callbacks, Telegram webhook updates; conversations of three messages each) is spread
+round-robin over the processes, as a load balancer would, while mail arrives in the mailbox. Figures:
+HTTP intake rate (acknowledged/s) and end-to-end rate (records handled/s until all, mail included, are
+done); both as a ratio to the single process in the same run. Then the checks: no message handled
+twice (see `duplicate_report`), every mail stored once, and, with 2 and 3 processes, the Telegram
+polling and IMAP leader leases move when their holder (the first process, started alone) is SIGKILLed:
+time until another process holds each, and an update and a mail sent after the kill are stored.
 
     python bench/scale_out.py [--per-channel 90] [--processes 1 2 3]
 """
@@ -17,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from tests.e2e.gateway_process import (
     Request,
     duplicate_report,
     lease_holder,
+    mailbox_toml,
     owner_pid,
     send,
     telegram_request,
@@ -43,8 +49,10 @@ from tests.e2e.gateway_process import (
 )
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.wechat_api import FakeWeChatApi
+from tests.imap_server import PASSWORD, DovecotServer, append, available, mail, mail_relay
 
 LEASE_SECONDS = 6.0
+LEASES = ("telegram-poll:poller", "imap:support")
 QUESTIONS = ["My router has no internet", "打印机卡纸了怎么办", "How do I reset my password?"]
 
 
@@ -95,6 +103,51 @@ async def drive(gateways: list[GatewayProcess], conversations: list[list[Request
     return {"seconds": elapsed, "acked": acked, "statuses": {str(k): v for k, v in statuses.items()}}
 
 
+class Mail:
+    """The throwaway dovecot and its SMTP relay: one mailbox per configuration."""
+
+    def __init__(self, server: DovecotServer, smtp_port: int) -> None:
+        self.server, self.smtp_port = server, smtp_port
+
+    def mailbox(self) -> tuple[str, str]:
+        """(address, the gateway's TOML for it)."""
+        address = self.server.add_user()
+        toml = mailbox_toml(
+            self.server.host, self.server.port, address, PASSWORD, self.smtp_port, LEASE_SECONDS
+        )
+        return address, toml
+
+    async def send(self, address: str, tag: str, count: int) -> list[str]:
+        """Mails APPENDed to the mailbox; returns their subjects."""
+        subjects = [f"scale mail {tag}-{i}" for i in range(count)]
+        await append(
+            self.server,
+            address,
+            [
+                mail(s, QUESTIONS[i % 3], sender=f"m{tag}-{i}@example.net", to=address)
+                for i, s in enumerate(subjects)
+            ],
+        )
+        return subjects
+
+
+@contextlib.asynccontextmanager
+async def mail_server() -> AsyncIterator[Mail | None]:
+    if not available():
+        print("dovecot is not installed or we are not root: the runs take no mail", flush=True)
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="omnigate-scale-dovecot-"))
+    server = DovecotServer(folder)
+    server.start()
+    try:
+        async with mail_relay(server) as (port, _relay):
+            yield Mail(server, port)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 async def one_config(
     n: int,
     tmp: Path,
@@ -102,9 +155,11 @@ async def one_config(
     tg: FakeTelegramApi,
     poll: FakeTelegramApi,
     wx: FakeWeChatApi,
+    mails: Mail | None,
     per_channel: int,
 ) -> dict[str, Any]:
     database = f"scale_{n}"
+    address, mailbox = mails.mailbox() if mails else ("", "")
     config = GatewayConfig(
         uri=uri,
         database=database,
@@ -117,15 +172,21 @@ async def one_config(
         poll_lease_seconds=LEASE_SECONDS,
         lease_seconds=20.0,
         sweep_interval_seconds=2.0,
+        extra=mailbox,
     )
     gateways = [GatewayProcess(tmp / f"n{n}", config, name=f"gw{i}") for i in range(n)]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     db = client[database]
     result: dict[str, Any] = {"processes": n}
+    leases = LEASES if mails else LEASES[:1]
     try:
-        for gw in gateways:
+        # The first process starts alone and takes every leader lease: the SIGKILL moves them all.
+        gateways[0].start()
+        await gateways[0].wait_healthy()
+        await held_by(db, leases, {gateways[0].pid}, 30)
+        for gw in gateways[1:]:
             gw.start()
-        for gw in gateways:
+        for gw in gateways[1:]:
             await gw.wait_healthy()
         warm = mixed_load(900 + n, 3, wx)
         await drive(gateways, warm)
@@ -134,12 +195,19 @@ async def one_config(
         conversations = mixed_load(n, per_channel, wx)
         total = sum(len(c) for c in conversations)
         started = time.perf_counter()
-        load = await drive(gateways, conversations)
+        if mails:
+            load, subjects = await asyncio.gather(
+                drive(gateways, conversations), mails.send(address, str(n), per_channel)
+            )
+        else:
+            load, subjects = await drive(gateways, conversations), []
+        total += len(subjects)
         finished = await wait_all_handled(db, before + total, 300)
         handled_seconds = time.perf_counter() - started
         result.update(
             {
                 "messages": total,
+                "mails": len(subjects),
                 "acknowledged": len(load["acked"]),
                 "statuses": load["statuses"],
                 "intake_per_second": round(len(load["acked"]) / load["seconds"], 1),
@@ -151,9 +219,10 @@ async def one_config(
         problems = await duplicate_report(db)
         result["duplicates"] = problems
         missing = [k for k in load["acked"] if await db.inbox.count_documents({"dedup_key": k}) != 1]
+        missing += [s for s in subjects if await db.inbox.count_documents({"message.subject": s}) != 1]
         result["acknowledged_but_not_stored_once"] = missing[:20]
         if n >= 2:
-            result["lease"] = await lease_move(db, gateways, poll)
+            result["lease"] = await lease_move(db, gateways, leases, poll, mails, address)
     finally:
         for gw in gateways:
             gw.stop()
@@ -161,43 +230,60 @@ async def one_config(
     return result
 
 
-async def lease_move(db: Any, gateways: list[GatewayProcess], poll: FakeTelegramApi) -> dict[str, Any]:
-    name = "telegram-poll:poller"
-    holder = None
-    for _ in range(100):
-        holder = owner_pid(await lease_holder(db, name))
-        if holder:
-            break
-        await asyncio.sleep(0.2)
-    leader = next((g for g in gateways if g.pid == holder), None)
-    if leader is None:
-        return {"moved": False, "error": f"no live gateway holds {name} (holder pid {holder})"}
-    leader.kill()
-    killed = time.perf_counter()
-    new = None
-    while time.perf_counter() - killed < LEASE_SECONDS * 4:
-        new = owner_pid(await lease_holder(db, name))
-        if new and new != holder:
+async def held_by(db: Any, leases: tuple[str, ...], pids: set[int], limit: float) -> dict[str, int | None]:
+    """Wait until a process in `pids` holds each lease; the holders' pids (None: not in time)."""
+    deadline = time.perf_counter() + limit
+    holders: dict[str, int | None] = {}
+    while time.perf_counter() < deadline:
+        holders = {name: owner_pid(await lease_holder(db, name)) for name in leases}
+        if all(pid in pids for pid in holders.values()):
             break
         await asyncio.sleep(0.1)
-    takeover = time.perf_counter() - killed
-    # the new leader polls: an update pushed now is stored
+    return holders
+
+
+async def lease_move(
+    db: Any,
+    gateways: list[GatewayProcess],
+    leases: tuple[str, ...],
+    poll: FakeTelegramApi,
+    mails: Mail | None,
+    address: str,
+) -> dict[str, Any]:
+    """SIGKILL the first process, which holds every lease; how long until the others hold them, and
+    whether what arrives after the kill (a Telegram update, a mail) is stored."""
+    leader, others = gateways[0], {g.pid for g in gateways[1:]}
+    leader.kill()
+    killed = time.perf_counter()
+    moved_at: dict[str, float] = {}
+    holders: dict[str, int | None] = {}
+    while time.perf_counter() - killed < LEASE_SECONDS * 4 and len(moved_at) < len(leases):
+        for name in leases:
+            holders[name] = owner_pid(await lease_holder(db, name))
+            if name not in moved_at and holders[name] in others:
+                moved_at[name] = round(time.perf_counter() - killed, 2)
+        await asyncio.sleep(0.1)
     update = poll.push_message(777_001, "still polling after the takeover?")
+    keys = [f"telegram:poller:{update['update_id']}"]
+    later = await mails.send(address, "after-kill", 1) if mails else []
     stored = False
-    for _ in range(100):
-        if await db.inbox.count_documents({"dedup_key": f"telegram:poller:{update['update_id']}"}):
+    for _ in range(150):
+        found = [await db.inbox.count_documents({"dedup_key": k}) for k in keys]
+        found += [await db.inbox.count_documents({"message.subject": s}) for s in later]
+        if all(found):
             stored = True
             break
         await asyncio.sleep(0.2)
+    takeover = max(moved_at.values(), default=float("inf"))
     return {
-        "lease": name,
-        "killed_pid": holder,
-        "new_pid": new,
-        "moved": bool(new and new != holder),
-        "takeover_seconds": round(takeover, 2),
+        "leases": list(leases),
+        "killed_pid": leader.pid,
+        "new_pids": holders,
+        "moved": len(moved_at) == len(leases),
+        "takeover_seconds": moved_at,
         "lease_seconds": LEASE_SECONDS,
         "within_lease_time": takeover <= LEASE_SECONDS + 1.0,
-        "update_after_takeover_stored": stored,
+        "arrivals_after_takeover_stored": stored,
     }
 
 
@@ -209,10 +295,13 @@ async def run(counts: list[int], per_channel: int) -> dict[str, Any]:
             FakeTelegramApi(token="111111:SCALE-HOOK") as tg,
             FakeTelegramApi(token="222222:SCALE-POLL") as poll,
             FakeWeChatApi() as wx,
+            mail_server() as mails,
         ):
-            with database_server(tmp / "db") as uri:
-                for n in counts:
-                    r = await one_config(n, tmp, uri, tg, poll, wx, per_channel)
+            for n in counts:
+                # A fresh database server each: one that served the earlier runs is slower, which
+                # would count against the larger process counts, always run last.
+                with database_server(tmp / f"db{n}") as uri:
+                    r = await one_config(n, tmp, uri, tg, poll, wx, mails, per_channel)
                     results.append(r)
                     print(
                         f"{n} process(es): intake {r['intake_per_second']}/s, handled "
@@ -246,7 +335,9 @@ def table(result: dict[str, Any]) -> str:
             "-"
             if lease is None
             else (
-                f"yes, {lease['takeover_seconds']} s (lease {lease['lease_seconds']:g} s)"
+                "yes, "
+                + ", ".join(f"{name.split(':')[0]} {s} s" for name, s in lease["takeover_seconds"].items())
+                + f" (lease {lease['lease_seconds']:g} s)"
                 if lease["moved"]
                 else "NO"
             )
