@@ -1,6 +1,7 @@
-"""SIGKILL the gateway during mixed-channel load (web form, WeChat callbacks, Telegram webhook updates;
-the fake platforms run in this test), restart it, let the platforms retry what was not acknowledged:
-every acknowledged message is stored exactly once, every ticket exists once, every due notification
+"""SIGKILL the gateway during mixed-channel load (web form, WeChat callbacks, Telegram webhook updates,
+mail arriving in an IMAP mailbox; the fake platforms, dovecot and the SMTP relay run in this test),
+restart it, let the platforms retry what was not acknowledged: every acknowledged message and every
+mail in the mailbox is stored exactly once, every ticket exists once, every due notification
 is sent at least once and no more than once per idempotency key (the fakes' recorded sends per
 recipient against the outbox; the one allowance is a record the killed process was sending at the
 moment it died, which no platform without idempotency keys can tell apart)."""
@@ -24,6 +25,7 @@ from tests.e2e.gateway_process import (
     GatewayProcess,
     Request,
     duplicate_report,
+    mailbox_toml,
     send,
     telegram_request,
     wait_all_handled,
@@ -33,13 +35,27 @@ from tests.e2e.gateway_process import (
 )
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.wechat_api import FakeWeChatApi
+from tests.imap_server import PASSWORD, DovecotServer, append, dovecot, imap_client, mail, mail_relay
+
+__all__ = ["dovecot"]
 
 CHATS = 12
 
 
+def _crash_mail(subject: str, address: str) -> bytes:
+    return mail(
+        subject, "打印机卡纸了，怎么办？", sender=f"{subject.replace(' ', '-')}@example.net", to=address
+    )
+
+
 @pytest.mark.slow
-async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path) -> None:
-    async with FakeTelegramApi(token="333333:CRASH-HOOK") as tg, FakeWeChatApi() as wx:
+async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path, dovecot: DovecotServer) -> None:
+    address = dovecot.add_user()
+    async with (
+        FakeTelegramApi(token="333333:CRASH-HOOK") as tg,
+        FakeWeChatApi() as wx,
+        mail_relay(dovecot) as (smtp_port, relay),
+    ):
         with database_server(tmp_path / "db") as uri:
             config = GatewayConfig(
                 uri=uri,
@@ -52,6 +68,7 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path) -> None:
                 outbox_lease_seconds=3.0,
                 outbox_poll=0.2,
                 outbox_retry_base=0.1,
+                extra=mailbox_toml(dovecot.host, dovecot.port, address, PASSWORD, smtp_port, 2.0),
             )
             signer = wechat_signer()
             for c in range(CHATS):
@@ -74,6 +91,7 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path) -> None:
 
             acked: set[str] = set()
             unacked: set[str] = set()
+            mailed: list[str] = []  # subjects of the mails in the mailbox
             gw = GatewayProcess(tmp_path, config, name="gw")
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
             db = client.crash_mixed
@@ -91,19 +109,35 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path) -> None:
                             if status == 0:
                                 return  # the gateway is gone
 
+                    async def mailer() -> None:  # mail keeps arriving, whatever the gateway does
+                        async with imap_client(dovecot, address) as imap:
+                            while not stop.is_set():
+                                subject = f"crash mail {len(mailed)}"
+                                response = await imap.append(_crash_mail(subject, address), mailbox="INBOX")
+                                assert response.result == "OK", response
+                                mailed.append(subject)
+                                await asyncio.sleep(0.05)
+
                     workers = [
                         asyncio.ensure_future(worker(ch))
                         for ch in ("webform", "wechat", "telegram")
                         for _ in range(4)
                     ]
-                    for _ in range(600):  # until there is plenty in flight, notifications included
-                        if len(acked) >= 90 and len(tg.sent_messages()) + len(wx.delivered) >= 5:
+                    workers.append(asyncio.ensure_future(mailer()))
+                    for _ in range(600):  # until there is plenty in flight, notifications and mail included
+                        sent = len(tg.sent_messages()) + len(wx.delivered) + len(relay.messages)
+                        mails = await db.inbox.count_documents({"channel": "email"})
+                        if len(acked) >= 90 and sent >= 5 and mails >= 5:
                             break
                         await asyncio.sleep(0.1)
                     gw.kill()
                     stop.set()
                     await asyncio.gather(*workers)
                     assert len(acked) >= 90
+                    # Mail that arrives while the gateway is down.
+                    late = [f"crash mail {len(mailed) + i}" for i in range(3)]
+                    await append(dovecot, address, [_crash_mail(s, address) for s in late])
+                    mailed += late
                     # What the dead process was sending: the one case a platform may get twice.
                     in_flight = Counter(
                         [
@@ -124,8 +158,15 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path) -> None:
                         assert 200 <= status < 300, (key, status)
                         acked.add(key)
 
+                for _ in range(600):  # the restarted process takes the IMAP lease once the old one lapses
+                    if await db.inbox.count_documents({"channel": "email"}) >= len(mailed):
+                        break
+                    await asyncio.sleep(0.1)
                 total = await db.inbox.count_documents({})
                 assert await wait_all_handled(db, total, 60) >= total
+                # Every mail in the mailbox exactly once: read before the kill, during it, or after.
+                subjects = [r["message"]["subject"] async for r in db.inbox.find({"channel": "email"})]
+                assert sorted(subjects) == sorted(mailed)
                 unfinished = {"state": {"$in": ["pending", "sending"]}}
                 for _ in range(300):
                     if await db.outbox.count_documents(unfinished) == 0:
@@ -155,7 +196,7 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path) -> None:
                             {
                                 "state": "sent",
                                 "via": {"$ne": "passive"},
-                                "channel": {"$in": ["telegram", "wechat"]},
+                                "channel": {"$in": ["telegram", "wechat", "email"]},
                             },
                             {"channel": 1, "recipient": 1},
                         )
@@ -163,7 +204,8 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path) -> None:
                 )
                 delivered = Counter(("telegram", str(m["chat"]["id"])) for m in tg.sent_messages())
                 delivered += Counter(("wechat", str(b["touser"])) for b in wx.delivered)
-                assert sum(records.values()) > 0
+                delivered += Counter(("email", rcpt) for _, rcpts in relay.envelopes for rcpt in rcpts)
+                assert {channel for channel, _ in records} == {"telegram", "wechat", "email"}, records
                 for target in set(records) | set(delivered):
                     assert records[target] <= delivered[target] <= records[target] + in_flight[target], (
                         target,
