@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system components some tests need (Chromium for browser tests, dovecot for IMAP tests)
+# Installs the system components some tests need (Chromium for browser tests, dovecot for IMAP tests,
+# docker-compose for the deployment file)
 # when they are missing and we are root. Otherwise those tests skip with a reason (never in CI).
 set -u
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+# reads docker-compose.yml as a deployment would (no container engine is needed for `config`)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 # CJK glyphs, so screenshots of Chinese pages show text rather than empty boxes
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 [ ${#need[@]} -eq 0 ] && exit 0
