@@ -172,7 +172,8 @@ class WeChatChannel:
         return web.Response(text=echo, content_type="text/plain")
 
     async def callback(self, request: web.Request) -> web.Response:
-        nonce_key: str | None = None
+        nonce_key: str | None = None  # an encrypted request's nonce, to be kept on its inbox record
+        remembered: str | None = None  # a nonce already in the nonce cache (plain signature)
         try:
             body = await self._read_body(request)
             opened = open_encrypted_callback(
@@ -194,6 +195,7 @@ class WeChatChannel:
                     crypto=self._crypto,
                     max_bytes=self.settings.max_body_bytes,
                 )
+                remembered = self._verifier.nonce_key(request.query)
             payload = parse_callback_xml(clear, max_bytes=self.settings.max_body_bytes)
         except (SignatureInvalid, ReplayRejected) as exc:
             return _refuse(403, exc)
@@ -212,6 +214,8 @@ class WeChatChannel:
         except ReplayRejected as exc:  # a replay of an encrypted message: stored once already
             return _refuse(403, exc)
         except (StorageUnavailable, PyMongoError) as exc:  # WeChat retries; the dedup key absorbs it
+            if remembered is not None:  # or the retry, if it repeats the nonce, would be refused
+                await self._verifier.forget(remembered)
             return _refuse(503, exc)
 
     def _mode(self) -> Mode:

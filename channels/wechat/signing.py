@@ -69,6 +69,10 @@ class NonceCache(Protocol):
         """Store `key` for `ttl_seconds`; True if it was new, False if already present."""
         ...
 
+    async def forget(self, key: str) -> None:
+        """Drop `key` (best effort): the request it came with was not stored after all."""
+        ...
+
 
 class InMemoryNonceCache:
     """Single-process NonceCache for unit tests."""
@@ -84,6 +88,9 @@ class InMemoryNonceCache:
             return False
         self._expires[key] = t + ttl_seconds
         return True
+
+    async def forget(self, key: str) -> None:
+        self._expires.pop(key, None)
 
 
 class CallbackVerifier:
@@ -120,14 +127,22 @@ class CallbackVerifier:
     def check(self, query: Mapping[str, str], *, encrypt: str | None = None) -> str:
         """Signature and timestamp window (no side effect); returns the nonce key for `remember`."""
         self.check_signature(query, encrypt=encrypt)
-        ts = check_timestamp(_get(query, "timestamp"), now=self._now, window=self._window)
-        return f"wechat:{self._account}:{ts}:{_get(query, 'nonce')}"
+        check_timestamp(_get(query, "timestamp"), now=self._now, window=self._window)
+        return self.nonce_key(query)
+
+    def nonce_key(self, query: Mapping[str, str]) -> str:
+        """The key a request's nonce is remembered by (no check)."""
+        return f"wechat:{self._account}:{int(_get(query, 'timestamp'))}:{_get(query, 'nonce')}"
 
     async def remember(self, nonce_key: str) -> None:
         """Record the nonce; NonceReused when it was seen. It must outlive the window on both sides,
         or a replay just inside it would pass."""
         if not await self._nonces.add_if_absent(nonce_key, ttl_seconds=2 * self._window + 60):
             raise NonceReused("nonce already used")
+
+    async def forget(self, nonce_key: str) -> None:
+        """Undo `remember` for a request that could not be stored, so its retry is taken."""
+        await self._nonces.forget(nonce_key)
 
     async def verify(self, query: Mapping[str, str], *, encrypt: str | None = None) -> None:
         """Raise SignatureInvalid, StaleTimestamp or NonceReused; return normally if accepted."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from channels.wechat.api_client import AccessToken
 from channels.wechat.inbound import WINDOW_EVENTS
 from ticket_core.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 Db = AsyncDatabase[dict[str, Any]]
 Clock = Callable[[], float]
@@ -95,6 +98,12 @@ class MongoNonceCache:
         except DuplicateKeyError:
             return await self._reclaim_expired(key, expires_at, now)
         return True
+
+    async def forget(self, key: str) -> None:
+        try:
+            await self._coll.delete_one({"_id": key})
+        except PyMongoError as exc:  # the database that refused the message may refuse this too
+            log.warning("nonce cache: could not forget %s: %s", key, exc)
 
     async def _insert(self, docs: list[dict[str, Any]]) -> list[BaseException | None]:
         try:

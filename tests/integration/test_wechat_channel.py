@@ -187,13 +187,16 @@ class _FailsOnce:
         return await self._intake.wait_result(record_id, timeout)
 
 
+@pytest.mark.parametrize("mode", ["plaintext", "safe"])
 async def test_a_request_that_could_not_be_stored_is_taken_when_repeated_and_refused_after(
-    make_settings: SettingsFactory, api: FakeWeChatApi
+    make_settings: SettingsFactory, api: FakeWeChatApi, mode: str
 ) -> None:
-    # Safe mode keeps the nonce on the inbox record: a store that failed has burnt no nonce, so the
-    # identical request repeated is taken; once stored, the same request again is a replay.
-    sign = signer("safe")
-    async with running_app(settings_with(make_settings, account("main", api, "safe"))) as client:
+    # A store that failed must not burn the nonce, or WeChat's identical retry would be refused and
+    # the message lost; once stored, the same request again is a replay. Safe mode keeps the nonce on
+    # the inbox record (one write per callback); plaintext mode, whose signature does not cover the
+    # body, must check it first, in the nonce cache, and forgets it when the store fails.
+    sign = signer(mode)
+    async with running_app(settings_with(make_settings, account("main", api, mode))) as client:
         channel = wechat(client, "main")
         channel._intake = _FailsOnce(channel._intake)
         query, body = sign.sign(sign.text("o_a", "stored on the second try", msg_id=78))
@@ -204,8 +207,13 @@ async def test_a_request_that_could_not_be_stored_is_taken_when_repeated_and_ref
         db = client.app[DATABASE].db
         [record] = await db.inbox.find({}).to_list()
         assert record["dedup_key"] == "wechat:main:78"
-        assert record["message"]["meta"]["nonce_key"].endswith(query["nonce"])
-        assert await db.wechat_nonces.count_documents({}) == 0  # one write per callback, not two
+        in_cache = await db.wechat_nonces.count_documents({})
+        if mode == "safe":
+            assert record["message"]["meta"]["nonce_key"].endswith(query["nonce"])
+            assert in_cache == 0
+        else:
+            assert "nonce_key" not in record["message"]["meta"]
+            assert in_cache == 1
 
 
 # -- every corpus body --------------------------------------------------------------------------------
