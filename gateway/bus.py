@@ -66,7 +66,6 @@ class MessageBus(Component):
         self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._inserting: set[str] = set()  # conversation keys of the batches being inserted
-        self._batches_in_flight = 0
         self._queues: dict[str, deque[dict[str, Any]]] = {}
         self._queued: set[ObjectId] = set()  # every record now in one of `_queues`
         self._results: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
@@ -161,12 +160,10 @@ class MessageBus(Component):
                     self._wakeup.set()  # another flusher takes the rest meanwhile
                 keys = {doc["conversation_key"] for doc, _ in batch}
                 self._inserting |= keys
-                self._batches_in_flight += 1
                 try:
                     await self._insert_batch(batch)
                 finally:
                     self._inserting -= keys
-                    self._batches_in_flight -= 1
 
     def _take_batch(self) -> list[Pending]:
         """The next batch: half of what waits when no insert is in flight (so a second flusher can
@@ -174,7 +171,7 @@ class MessageBus(Component):
         insert in flight waits for it, so one conversation's records are stored, and dispatched, in
         the order they arrived."""
         limit = self._settings.max_batch
-        if self._batches_in_flight == 0:
+        if not self._inserting:  # every batch holds at least one conversation
             limit = min(limit, (len(self._pending) + 1) // 2)
         batch: list[Pending] = []
         rest: list[Pending] = []
