@@ -49,7 +49,7 @@ from tests.e2e.gateway_process import (
 )
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.wechat_api import FakeWeChatApi
-from tests.imap_server import PASSWORD, DovecotServer, append, available, mail, mail_relay
+from tests.imap_server import PASSWORD, DovecotServer, append, available, customer_mail, mail_relay
 
 LEASE_SECONDS = 6.0
 LEASES = ("telegram-poll:poller", "imap:support")
@@ -123,10 +123,7 @@ class Mail:
         await append(
             self.server,
             address,
-            [
-                mail(s, QUESTIONS[i % 3], sender=f"m{tag}-{i}@example.net", to=address)
-                for i, s in enumerate(subjects)
-            ],
+            [customer_mail(s, address, QUESTIONS[i % 3]) for i, s in enumerate(subjects)],
         )
         return subjects
 

@@ -35,17 +35,12 @@ from tests.e2e.gateway_process import (
 )
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.wechat_api import FakeWeChatApi
-from tests.imap_server import PASSWORD, DovecotServer, append, dovecot, imap_client, mail, mail_relay
+from tests.helpers import eventually
+from tests.imap_server import PASSWORD, DovecotServer, append, customer_mail, dovecot, imap_client, mail_relay
 
 __all__ = ["dovecot"]
 
 CHATS = 12
-
-
-def _crash_mail(subject: str, address: str) -> bytes:
-    return mail(
-        subject, "打印机卡纸了，怎么办？", sender=f"{subject.replace(' ', '-')}@example.net", to=address
-    )
 
 
 @pytest.mark.slow
@@ -113,7 +108,7 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path, dovecot: D
                         async with imap_client(dovecot, address) as imap:
                             while not stop.is_set():
                                 subject = f"crash mail {len(mailed)}"
-                                response = await imap.append(_crash_mail(subject, address), mailbox="INBOX")
+                                response = await imap.append(customer_mail(subject, address), mailbox="INBOX")
                                 assert response.result == "OK", response
                                 mailed.append(subject)
                                 await asyncio.sleep(0.05)
@@ -136,7 +131,7 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path, dovecot: D
                     assert len(acked) >= 90
                     # Mail that arrives while the gateway is down.
                     late = [f"crash mail {len(mailed) + i}" for i in range(3)]
-                    await append(dovecot, address, [_crash_mail(s, address) for s in late])
+                    await append(dovecot, address, [customer_mail(s, address) for s in late])
                     mailed += late
                     # What the dead process was sending: the one case a platform may get twice.
                     in_flight = Counter(
@@ -158,10 +153,10 @@ async def test_sigkill_during_mixed_load_then_restart(tmp_path: Path, dovecot: D
                         assert 200 <= status < 300, (key, status)
                         acked.add(key)
 
-                for _ in range(600):  # the restarted process takes the IMAP lease once the old one lapses
-                    if await db.inbox.count_documents({"channel": "email"}) >= len(mailed):
-                        break
-                    await asyncio.sleep(0.1)
+                async def every_mail_stored() -> bool:  # once the restart has the IMAP lease
+                    return await db.inbox.count_documents({"channel": "email"}) >= len(mailed)
+
+                await eventually(every_mail_stored, timeout=60, interval=0.1)
                 total = await db.inbox.count_documents({})
                 assert await wait_all_handled(db, total, 60) >= total
                 # Every mail in the mailbox exactly once: read before the kill, during it, or after.

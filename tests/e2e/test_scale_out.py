@@ -32,7 +32,8 @@ from tests.e2e.gateway_process import (
 )
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.wechat_api import FakeWeChatApi
-from tests.imap_server import PASSWORD, DovecotServer, append, dovecot, mail, mail_relay
+from tests.helpers import eventually
+from tests.imap_server import PASSWORD, DovecotServer, append, customer_mail, dovecot, mail_relay
 
 __all__ = ["dovecot"]
 
@@ -42,14 +43,12 @@ POLL_LEASE_SECONDS = 4.0
 
 
 def _mails(tag: int, count: int, address: str) -> list[bytes]:
-    return [
-        mail(f"scale {tag}-{n}", f"打印机卡纸 {tag}-{n}", sender=f"mail{tag}-{n}@example.net", to=address)
-        for n in range(count)
-    ]
+    return [customer_mail(f"scale {tag}-{n}", address) for n in range(count)]
 
 
-async def _holders(db: Any) -> tuple[int | None, int | None]:
-    return owner_pid(await lease_holder(db, LEASE)), owner_pid(await lease_holder(db, MAIL_LEASE))
+async def _holds_both(db: Any, gw: GatewayProcess) -> bool:
+    holders = owner_pid(await lease_holder(db, LEASE)), owner_pid(await lease_holder(db, MAIL_LEASE))
+    return holders == (gw.pid, gw.pid)
 
 
 def _load(tag: int, chats: int, wx: FakeWeChatApi) -> list[list[Request]]:
@@ -123,11 +122,7 @@ async def test_two_processes_no_duplicates_and_the_polling_and_imap_leases_move(
                 leader, survivor = gateways
                 leader.start()
                 await leader.wait_healthy()
-                for _ in range(300):
-                    if await _holders(db) == (leader.pid, leader.pid):
-                        break
-                    await asyncio.sleep(0.1)
-                assert await _holders(db) == (leader.pid, leader.pid)
+                await eventually(lambda: _holds_both(db, leader), timeout=30, interval=0.1)
                 survivor.start()
                 await survivor.wait_healthy()
                 mails = _mails(1, 6, address)
@@ -142,12 +137,8 @@ async def test_two_processes_no_duplicates_and_the_polling_and_imap_leases_move(
                 await asyncio.sleep(0.3)
                 leader.kill()
                 killed = time.monotonic()
-                while time.monotonic() - killed < 60:
-                    if await _holders(db) == (survivor.pid, survivor.pid):
-                        break
-                    await asyncio.sleep(0.1)
+                await eventually(lambda: _holds_both(db, survivor), timeout=60, interval=0.1)
                 takeover = time.monotonic() - killed
-                assert await _holders(db) == (survivor.pid, survivor.pid)
                 update = poll.push_message(424242, "anyone polling?")
                 later = _mails(2, 4, address)
                 await append(dovecot, address, later)
@@ -167,10 +158,7 @@ async def test_two_processes_no_duplicates_and_the_polling_and_imap_leases_move(
                 async def every_mail_stored() -> bool:
                     return await db.inbox.count_documents({"channel": "email"}) >= len(mails)
 
-                for _ in range(300):
-                    if await every_mail_stored():
-                        break
-                    await asyncio.sleep(0.1)
+                await eventually(every_mail_stored, timeout=30, interval=0.1)
                 # Each mail exactly once, the ones that came after the kill read by the new leader.
                 subjects = [r["message"]["subject"] async for r in db.inbox.find({"channel": "email"})]
                 assert sorted(subjects) == sorted(
